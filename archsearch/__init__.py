@@ -1,0 +1,46 @@
+"""archsearch: neural architecture search over hybrid convolution/attention vision backbones.
+
+The public API::
+
+    import archsearch
+    space = archsearch.load_space("hybrid")     # a built-in name or a YAML file
+    arch = space.sample(seed=0)                  # an archsearch.Architecture
+    cost = archsearch.count(arch)                # exact params/MACs/activations, no torch
+    model = archsearch.build(arch)               # a torch.nn.Module
+
+FLOP convention: one multiply-accumulate counts as one FLOP, as the seed papers report
+(ConvNeXt-T = 4.5 GFLOPs).
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from archsearch import zoo
+from archsearch.blocks import Cost, get_block, list_blocks
+from archsearch.build import build
+from archsearch.cost import Budget, count, count_layers, parse_budget
+from archsearch.errors import ArchsearchError, UserError
+from archsearch.spaces import Space, list_spaces, load_space
+from archsearch.spec import Architecture, Block, Stage
+
+__all__ = [
+    "Architecture",
+    "ArchsearchError",
+    "Block",
+    "Budget",
+    "Cost",
+    "Space",
+    "Stage",
+    "UserError",
+    "__version__",
+    "build",
+    "count",
+    "count_layers",
+    "get_block",
+    "list_blocks",
+    "list_spaces",
+    "load_space",
+    "parse_budget",
+    "zoo",
+]

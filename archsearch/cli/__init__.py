@@ -1,0 +1,39 @@
+"""The ``archsearch`` command: a typer app, one module per command group.
+
+Every command is a thin wrapper over the library API. User errors print one line on stderr
+and exit with code 2; Ctrl-C during ``run`` keeps finished trials and exits with 130.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from archsearch.cli import db, latency, spaces, zoo
+from archsearch.cli.common import handle_errors
+from archsearch.cli.results import count, pareto, runs, show
+from archsearch.cli.run import run
+
+app = typer.Typer(
+    name="archsearch",
+    help="Neural architecture search over hybrid conv/attention backbones. "
+    "FLOP convention: 1 FLOP = 1 multiply-accumulate (ConvNeXt-T = 4.5 GFLOPs).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(run)
+app.command()(runs)
+app.command()(pareto)
+app.command()(show)
+app.command()(count)
+app.command()(handle_errors(spaces.blocks))
+app.add_typer(spaces.app, name="spaces")
+app.command()(latency.devices)
+app.add_typer(latency.app, name="latency")
+app.add_typer(zoo.app, name="zoo")
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:
+    """Entry point of the ``archsearch`` console script."""
+    app()

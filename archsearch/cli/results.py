@@ -1,0 +1,237 @@
+"""``archsearch runs``, ``pareto`` and ``show``: read what the store holds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from archsearch.cli.common import (
+    DbOption,
+    DocFormat,
+    Format,
+    FormatOption,
+    emit,
+    flop_caption,
+    handle_errors,
+)
+from archsearch.cost import FLOP_CONVENTION, Budget
+from archsearch.db import RunConfig, Store
+from archsearch.expr import Expr, parse_expr
+from archsearch.solvers import parse_objectives
+from archsearch.spec import Architecture
+
+
+@handle_errors
+def runs(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+    """List the runs in the database, newest first."""
+    store = Store(db)
+    rows = []
+    for r in store.list_runs():
+        c = r.config
+        rows.append(
+            {
+                "id": r.id,
+                "status": r.status,
+                "space": c.space,
+                "strategy": c.strategy,
+                "objectives": ",".join(c.objectives),
+                "budget": str(Budget(c.budget_macs, c.budget_params)),
+                "constraints": " and ".join(c.constraints) or "-",
+                "trials": r.n_complete,
+                "failed": r.n_failed,
+                "seed": c.seed,
+                "created": r.created_at.isoformat(timespec="seconds"),
+                "host": r.host,
+            }
+        )
+    columns = [
+        "id",
+        "status",
+        "space",
+        "strategy",
+        "objectives",
+        "budget",
+        "constraints",
+        "trials",
+        "failed",
+        "seed",
+        "created",
+        "host",
+    ]
+    emit(rows, columns[:-1] if fmt is Format.table else columns, fmt, title="runs")
+
+
+@handle_errors
+def pareto(
+    run: Annotated[int, typer.Option("--run", help="Run id (see `archsearch runs`).")],
+    objectives: Annotated[
+        str | None,
+        typer.Option(
+            help="e.g. macs:min,entropy:max. (default: macs:min and the run's objectives)"
+        ),
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(help='Filter, e.g. "params < 5M and rho <= 0.5" (k/M/G/T suffixes).'),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Show at most this many rows.")] = None,
+    with_zoo: Annotated[
+        bool,
+        typer.Option(help="Show the zoo's networks beside the front, scored by cheap scores."),
+    ] = False,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """The run's Pareto front: trials no other trial beats on every objective.
+
+    GFLOPs count one multiply-accumulate as one FLOP. With --with-zoo the seed networks
+    (`archsearch zoo list`) appear beside the front, named in the zoo column.
+    """
+    store = Store(db)
+    info = store.get_run(run)
+    if objectives:
+        objs = [(o.name, o.direction) for o in parse_objectives(objectives)]
+    else:
+        objs = [(o.name, o.direction) for o in parse_objectives(info.config.objectives)]
+        if "macs" not in dict(objs):
+            objs.insert(0, ("macs", "min"))
+    expr = parse_expr(where) if where else None
+    metrics = store.metrics(run)
+    front = store.pareto(run, objs, where=expr, extra=metrics)
+    if limit is not None:
+        front = front[:limit]
+    names = list(dict(objs))
+    columns = [
+        "trial",
+        *names,
+        *[c for c in ("params", "macs") if c not in names],
+        *[m for m in metrics if m not in names],
+        "digest",
+    ]
+    if with_zoo:
+        front = with_zoo_points(info.config, front, objs, expr)
+        columns.insert(1, "zoo")
+    if fmt is Format.table:
+        for row in front:
+            row["digest"] = row["digest"][:12]
+    emit(
+        front,
+        columns,
+        fmt,
+        title=f"run {run}: Pareto front over {', '.join(f'{n}:{d}' for n, d in objs)}"
+        + (f" where {where}" if where else ""),
+        caption=flop_caption(),
+    )
+
+
+@handle_errors
+def show(
+    digest: Annotated[str, typer.Argument(help="A digest or its first characters (>= 6).")],
+    db: DbOption = None,
+    fmt: Annotated[
+        DocFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
+    ] = DocFormat.yaml,
+) -> None:
+    """One architecture: its spec, exact costs and every score stored for it."""
+    store = Store(db)
+    info = store.architecture(digest)
+    emit_document(arch_document(Architecture.from_json(info.spec), trials=info.trials), fmt)
+
+
+def arch_document(arch: Architecture, **extra: Any) -> dict[str, Any]:
+    """An architecture as a document: digest, summary, exact cost, ``extra`` fields, spec."""
+    from archsearch.cost import count as count_arch
+
+    cost = count_arch(arch)
+    return {
+        "digest": arch.digest,
+        "summary": arch.summary(),
+        "cost": {
+            **cost.as_dict(),
+            "gflops": round(cost.macs / 1e9, 4),
+            "flop_convention": FLOP_CONVENTION,
+        },
+        **extra,
+        "spec": arch.to_dict(),
+    }
+
+
+def emit_document(doc: dict[str, Any], fmt: DocFormat) -> None:
+    """Prints a document as YAML or JSON (NaN as null)."""
+    if fmt is DocFormat.json:
+        typer.echo(json.dumps(doc, indent=2, default=lambda v: None))
+    else:
+        text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=99)
+        typer.echo(text, nl=False)
+
+
+def with_zoo_points(
+    config: RunConfig,
+    front: list[dict[str, Any]],
+    objectives: Sequence[tuple[str, str]],
+    where: Expr | None,
+) -> list[dict[str, Any]]:
+    """The front and the zoo's networks (filtered by ``where``), sorted by the first objective."""
+    import math
+
+    from archsearch import zoo
+    from archsearch.evaluators import EVALUATORS
+    from archsearch.spaces import Space
+
+    space = Space.from_yaml(config.space_yaml, source=f"<run space {config.space}>")
+    evaluators = [EVALUATORS.create(n, **o) for n, o in config.evaluators.items()]
+    points = zoo.reference_points(
+        evaluators, input_shape=space.input_shape, num_classes=space.num_classes
+    )
+    if where is not None:
+        points = [p for p in points if where.evaluate(p)]
+    first, direction = objectives[0]
+
+    def key(row: dict[str, Any]) -> float:
+        v = float(row.get(first, math.nan))
+        return math.inf if math.isnan(v) else (-v if direction == "max" else v)
+
+    return sorted([{**r, "zoo": None} for r in front] + points, key=key)
+
+
+@handle_errors
+def count(
+    spec: Annotated[
+        str, typer.Argument(help="An architecture spec file (.json, .yaml) or - for stdin.")
+    ],
+    per_block: Annotated[bool, typer.Option(help="One row per block.")] = True,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Exact params, MACs (1 MAC = 1 FLOP) and activations of an architecture spec, no torch."""
+    import sys
+
+    from archsearch.cost import count as count_arch
+    from archsearch.cost import count_layers
+    from archsearch.evaluators import deepmad_entropy
+
+    arch = Architecture.from_json(sys.stdin.read()) if spec == "-" else Architecture.load(spec)
+    total = count_arch(arch)
+    rows: list[dict[str, Any]] = []
+    if per_block:
+        rows = [{"block": p, "type": t, **c.as_dict()} for p, t, c in count_layers(arch)]
+    stats = deepmad_entropy(arch)
+    rows.append(
+        {
+            "block": "total",
+            "type": arch.digest[:12],
+            **total.as_dict(),
+            "entropy": stats.score,
+            "rho": stats.rho,
+        }
+    )
+    emit(
+        rows,
+        ["block", "type", "params", "macs", "activations", "entropy", "rho"],
+        fmt,
+        title=arch.summary(),
+        caption=flop_caption(),
+    )

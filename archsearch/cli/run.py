@@ -1,0 +1,327 @@
+"""``archsearch run``: search a space under a budget and store every candidate."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from archsearch.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    console,
+    emit,
+    err_console,
+    flop_caption,
+    handle_errors,
+)
+from archsearch.cost import BUDGET_EXAMPLES, FLOP_CONVENTION, Budget
+from archsearch.cost.devices import DEVICES
+from archsearch.cost.latency import parse_latency
+from archsearch.db import Store, display_url
+from archsearch.errors import UserError
+from archsearch.search import Outcome, Search, configure, from_run, optimize
+from archsearch.search import Progress as SearchProgress
+from archsearch.solvers import STRATEGIES
+from archsearch.spaces import load_space
+
+DEFAULTS: dict[str, Any] = {
+    "strategy": "evolution",
+    "objectives": "entropy:max",
+    "trials": 2000,
+    "seed": 0,
+    "batch_size": 32,
+}
+
+
+def parse_options(items: list[str], *, what: str = "--option") -> dict[str, Any]:
+    """``["population=64", "crossover_prob=0.5"]`` -> typed values (YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{what}: {item!r} must look like name=value, e.g. population=64")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@handle_errors
+def run(
+    space: Annotated[
+        str | None,
+        typer.Option(help="A built-in space (see `archsearch spaces list`) or a YAML file."),
+    ] = None,
+    budget: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"Upper bound(s), repeatable or comma-separated: {BUDGET_EXAMPLES}. "
+            f"{FLOP_CONVENTION}.",
+        ),
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Search strategy: {', '.join(STRATEGIES.names())}. (default: evolution)"
+        ),
+    ] = None,
+    objectives: Annotated[
+        str | None,
+        typer.Option(
+            help="Metrics to optimise, e.g. entropy:max or macs:min,entropy:max. "
+            "(default: entropy:max)"
+        ),
+    ] = None,
+    score: Annotated[
+        list[str] | None, typer.Option(help="Extra evaluator(s) whose scores are stored.")
+    ] = None,
+    constraint: Annotated[
+        list[str] | None,
+        typer.Option(help='Filter before evaluation, e.g. "rho <= 0.5" (cost or cheap metrics).'),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option(help="Trials to store in the run. (default: 2000)")
+    ] = None,
+    time_limit: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds of search.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed. (default: 0)")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Candidates per ask/tell round. (default: 32)")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-O", help="Strategy option name=value, e.g. population=64."),
+    ] = None,
+    init: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Initial candidates, comma-separated: zoo:<name> (see `archsearch zoo list`) "
+            "or spec files; they must be members of the space."
+        ),
+    ] = None,
+    latency: Annotated[
+        str | None,
+        typer.Option(
+            help="Latency bound on --device, e.g. 40ms, predicted from the device's look-up "
+            "table (missing entries are profiled on the way; see `archsearch latency profile`)."
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Device of --latency, latency@ objectives and --measure-top. (default: cpu)"
+        ),
+    ] = None,
+    device_option: Annotated[
+        list[str] | None,
+        typer.Option("--device-option", "-D", help="Device option name=value, e.g. threads=2."),
+    ] = None,
+    measure_top: Annotated[
+        int, typer.Option(help="Time the first K networks of the final front on --device.")
+    ] = 0,
+    resume: Annotated[
+        int | None, typer.Option(help="Continue the stored run with this id.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Rows of the final Pareto table.")] = 15,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Search a space under a budget; every candidate, cost and score goes to the database.
+
+    Ends with the run's Pareto front (GFLOPs against the objectives) and its id. Ctrl-C
+    stops cleanly, keeping every finished trial; continue with --resume. FLOP convention:
+    one multiply-accumulate counts as one FLOP (ConvNeXt-T = 4.5 GFLOPs).
+    """
+    store = Store(db)
+    if resume is not None:
+        given = {
+            "--space": space,
+            "--budget": budget,
+            "--strategy": strategy,
+            "--objectives": objectives,
+            "--score": score,
+            "--constraint": constraint,
+            "--seed": seed,
+            "--batch-size": batch_size,
+            "--option": option,
+            "--init": init,
+            "--latency": latency,
+            "--device-option": device_option,
+        }
+        extra = [k for k, v in given.items() if v]
+        if extra:
+            raise UserError(
+                f"--resume continues run {resume} with its stored settings; drop "
+                f"{', '.join(extra)} (only --trials and --time-limit may change)"
+            )
+        info = store.get_run(resume)
+        search = from_run(info.config)
+        if trials is not None:
+            search.n_trials = trials
+        if time_limit is not None:
+            search.time_limit = time_limit
+        if search.n_trials is not None and info.n_complete + info.n_failed >= search.n_trials:
+            raise UserError(
+                f"--resume: run {resume} already has {info.n_complete + info.n_failed} trials; "
+                "pass --trials with a larger total to continue it"
+            )
+        run_id: int | None = resume
+    else:
+        if space is None:
+            raise UserError("--space is required: a built-in space (e.g. hybrid) or a YAML file")
+        dev = device or "cpu"
+        DEVICES.get(dev)  # an unknown device is named as such, with the list
+        constraints = list(constraint or [])
+        if latency is not None:
+            constraints.append(f"latency@{dev} <= {parse_latency(latency)!r}")
+        search = configure(
+            space=load_space(space),
+            strategy=strategy or DEFAULTS["strategy"],
+            strategy_options=parse_options(option or []),
+            objectives=objectives or DEFAULTS["objectives"],
+            scores=score or [],
+            budget=Budget.parse(budget or []),
+            constraints=constraints,
+            n_trials=trials if trials is not None else DEFAULTS["trials"],
+            time_limit=time_limit,
+            batch_size=batch_size or DEFAULTS["batch_size"],
+            seed=seed if seed is not None else DEFAULTS["seed"],
+            init=init or [],
+            evaluator_options={
+                f"latency@{dev}": parse_options(device_option or [], what="--device-option")
+            },
+        )
+        run_id = None
+    for note in search.notes:
+        err_console.print(f"note: {note}", soft_wrap=True)
+    outcome = _run_with_progress(store, search, run_id)
+    for digest in outcome.dropped_init:
+        err_console.print(f"note: initial candidate {digest[:12]} broke a constraint; skipped")
+    _report(store, search, outcome, top, fmt)
+    if measure_top:
+        _measure_front(store, search, outcome, measure_top, device, device_option, fmt)
+
+
+def _measure_front(
+    store: Store,
+    search: Search,
+    outcome: Outcome,
+    k: int,
+    device: str | None,
+    device_option: list[str] | None,
+    fmt: Format,
+) -> None:
+    """Times the first ``k`` networks of the run's front whole, beside their predictions."""
+    from archsearch.cost import profiling
+    from archsearch.cost.devices import create_device
+    from archsearch.spec import Architecture
+
+    latency = [e for e in search.evaluators if e.name.startswith("latency@")]
+    name = device or (latency[0].name.split("@", 1)[1] if latency else "cpu")
+    if device_option is not None:
+        options = parse_options(device_option, what="--device-option")
+    else:  # the options the run's latency evaluator of that device was given
+        options = next((dict(e.config()) for e in latency if e.name == f"latency@{name}"), {})
+    dev = create_device(name, **options)
+    objectives = [(o.name, o.direction) for o in search.objectives]
+    if "macs" not in dict(objectives):
+        objectives = [("macs", "min"), *objectives]
+    front = store.pareto(outcome.run_id, objectives)[:k]
+    archs = [Architecture.from_json(store.architecture(r["digest"]).spec) for r in front]
+    report = profiling.check(store, dev, archs, purpose="measure")
+    rows = [
+        {
+            "digest": r.digest[:12],
+            "macs": r.macs,
+            "predicted_ms": r.predicted_ms,
+            "measured_ms": r.measured_ms,
+            "error_pct": r.error_pct,
+        }
+        for r in report.rows
+    ]
+    emit(
+        rows,
+        ["digest", "macs", "predicted_ms", "measured_ms", "error_pct"],
+        fmt,
+        title=f"front of run {outcome.run_id} timed on {dev.name} [{dev.key}]",
+    )
+
+
+def _run_with_progress(store: Store, search: Search, run_id: int | None) -> Outcome:
+    first = search.objectives[0]
+    bar = Progress(
+        TextColumn("[bold]run {task.fields[run]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("best {task.fields[best]}"),
+        console=err_console,
+    )
+    task = bar.add_task("search", total=search.n_trials, run="", best="-")
+    current = {"run": run_id}
+
+    def on_progress(p: SearchProgress) -> None:
+        if not bar.live.is_started:
+            bar.start()  # only once trials exist, so that early errors print one line
+        current["run"] = p.run_id
+        best = p.best.get(first.name)
+        shown = f"{first.name}={best:.5g}" if best is not None else "-"
+        bar.update(task, completed=p.done, run=p.run_id, best=shown)
+
+    try:
+        return optimize(store, search, run_id=run_id, on_progress=on_progress)
+    except KeyboardInterrupt:
+        _stop(bar)
+        rid = current["run"]
+        if rid is None:
+            err_console.print("interrupted before any trial was stored")
+        else:
+            err_console.print(
+                f"interrupted: finished trials are kept in run {rid}; continue with: "
+                f"archsearch run --resume {rid}",
+                soft_wrap=True,
+            )
+        raise typer.Exit(130) from None
+    finally:
+        _stop(bar)
+
+
+def _stop(bar: Progress) -> None:
+    if bar.live.is_started:  # stopping a bar never shown would print an empty line
+        bar.stop()
+
+
+def _report(store: Store, search: Search, outcome: Outcome, top: int, fmt: Format) -> None:
+    objectives = [(o.name, o.direction) for o in search.objectives]
+    if "macs" not in dict(objectives):
+        objectives = [("macs", "min"), *objectives]
+    metrics = store.metrics(outcome.run_id)
+    front = store.pareto(outcome.run_id, objectives, extra=metrics)
+    columns = [
+        "trial",
+        *dict(objectives),
+        "params",
+        *[m for m in metrics if m not in dict(objectives)],
+        "digest",
+    ]
+    for row in front:
+        row["digest"] = row["digest"][:12]
+    shown = front if fmt is not Format.table else front[:top]
+    emit(
+        shown,
+        columns,
+        fmt,
+        title=f"Pareto front of run {outcome.run_id} "
+        f"({', '.join(f'{n}:{d}' for n, d in objectives)}); {len(front)} trials",
+        caption=flop_caption(),
+    )
+    if fmt is Format.table:
+        console.print(
+            f"run {outcome.run_id}: {outcome.status} ({outcome.reason}), {outcome.trials} trials "
+            f"stored ({outcome.new_trials} new) in {outcome.elapsed:.1f}s; budget "
+            f"{search.budget}; database {display_url(store.url)}\n"
+            f"next: archsearch pareto --run {outcome.run_id}    archsearch show <digest>"
+        )

@@ -1,0 +1,341 @@
+"""Filling and using latency look-up tables: profile, calibrate, measure, check.
+
+Every number lands in the store keyed by the device's identity (:mod:`archsearch.cost.devices`)
+with its statistics and provenance. Profiling is idempotent (entries already measured are
+skipped) and safe with several writers (the first entry stored wins); a chunk that fails to
+measure stores nothing. All timings follow :mod:`archsearch.cost.latency`'s protocol, each
+sample paired with a sample of the reference workload.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from archsearch.blocks import Shape
+from archsearch.build import build
+from archsearch.cost.counting import count
+from archsearch.cost.devices import Device, Runner
+from archsearch.cost.latency import (
+    REFERENCE_SHAPE,
+    Agreement,
+    Correction,
+    Item,
+    LatencyModel,
+    MissingEntries,
+    Timing,
+    agreement,
+    block_signature,
+    fit_correction,
+    measure_interleaved,
+    reference_module,
+)
+from archsearch.db import DeviceInfo, LatencyEntry, Store, TrialRecord
+from archsearch.spec import Architecture, Block
+
+if TYPE_CHECKING:
+    from archsearch.spaces import Space
+
+WARMUP, REPEATS = 5, 20  # per block
+NET_WARMUP, NET_REPEATS = 3, 20  # per whole network
+
+Progress = Callable[[int, int], None]
+
+
+def device_info(device: Device) -> DeviceInfo:
+    return DeviceInfo(device.key, device.name, device.identity())
+
+
+def reference_runner(device: Device) -> Runner:
+    return device.runner(reference_module(), REFERENCE_SHAPE)
+
+
+@dataclass(frozen=True)
+class ProfileReport:
+    """What :func:`profile` did."""
+
+    requested: int
+    measured: int
+    skipped: int
+    seconds: float
+
+
+def entry_spec(block: Block, shape: Shape, layout: str) -> dict[str, Any]:
+    return {**block.to_dict(), "in_shape": list(shape), "layout": layout}
+
+
+def space_items(device: Device, space: Space) -> list[Item]:
+    """Every table key a member of ``space`` can need on ``device``: each block option at each
+    input layout the device distinguishes (a few, such as the stem's other layout, go unused)."""
+    return [(b, shape, layout) for b, shape in space.block_options() for layout in device.layouts]
+
+
+def network_items(device: Device, arch: Architecture) -> list[Item]:
+    """The table keys of ``arch`` on ``device``, its layouts from one forward pass."""
+    layouts = device.layer_layouts(build(arch), arch.input_shape)
+    return [
+        (layer.block, layer.in_shape, layout)
+        for layer, layout in zip(arch.layers, layouts, strict=True)
+    ]
+
+
+def profile(
+    store: Store,
+    device: Device,
+    items: Sequence[Item],
+    *,
+    warmup: int = WARMUP,
+    repeats: int = REPEATS,
+    chunk: int = 16,
+    on_progress: Progress | None = None,
+) -> ProfileReport:
+    """Measures every ``(block, input shape, input layout)`` the device's table lacks,
+    ``chunk`` at a time.
+
+    Blocks of a chunk are timed interleaved, each sample beside a reference sample; then each
+    runs once more to record the layout of its output; the chunk is stored in one transaction
+    once all its blocks are measured.
+    """
+    start = time.perf_counter()
+    have = store.latency_signatures(device.key)
+    wanted: dict[str, Item] = {}
+    for item in items:
+        wanted.setdefault(block_signature(*item), item)
+    pending = [(sig, item) for sig, item in wanted.items() if sig not in have]
+    info = device_info(device)
+    with device.session():
+        reference = reference_runner(device)
+        for i in range(0, len(pending), chunk):
+            part = pending[i : i + chunk]
+            runners = [
+                device.runner(b.family.build(s, b.out_channels, b.params), s, layout)
+                for _, (b, s, layout) in part
+            ]
+            timings = measure_interleaved(
+                runners, device.time_once, warmup=warmup, repeats=repeats, reference=reference
+            )
+            store.add_latency_entries(
+                info,
+                [
+                    LatencyEntry(
+                        sig, b.type, entry_spec(b, s, layout), t.as_dict(), device.layout_of(run())
+                    )
+                    for (sig, (b, s, layout)), t, run in zip(part, timings, runners, strict=True)
+                ],
+            )
+            if on_progress is not None:
+                on_progress(min(i + chunk, len(pending)), len(pending))
+    return ProfileReport(
+        len(wanted), len(pending), len(wanted) - len(pending), time.perf_counter() - start
+    )
+
+
+def ensure_entries(
+    store: Store, device: Device, archs: Sequence[Architecture], **options: Any
+) -> ProfileReport:
+    """Profiles the blocks of ``archs`` that the table lacks (lazy filling)."""
+    model = load_model(store, device)
+    items: list[Item] = []
+    for a in archs:
+        try:
+            model.items(a)
+        except MissingEntries:
+            items += network_items(device, a)
+    return profile(store, device, items, **options)
+
+
+def load_model(store: Store, device: Device) -> LatencyModel:
+    """The device's predictor: its table, its newest correction and nominal reference latency.
+
+    Before any calibration the scales are 1 and the nominal reference latency is the median of
+    the reference samples taken while profiling.
+    """
+    rows = store.latency_table(device.key)
+    entries: dict[Item, float] = {}
+    out_layouts: dict[Item, str] = {}
+    for spec, rel, _, out_layout in rows:
+        block = Block.from_dict({k: v for k, v in spec.items() if k not in ("in_shape", "layout")})
+        c, h, w = spec["in_shape"]
+        key = (block, (c, h, w), spec["layout"])
+        entries[key], out_layouts[key] = rel, out_layout
+    fit = store.latest_latency_fit(device.key)
+    if fit is None:  # uncalibrated: the reference speed seen while profiling, scale 1
+        ref_ms = statistics.median(r[2] for r in rows) if rows else 1.0
+        scale, type_scales = 1.0, {}
+    else:
+        ref_ms, scale, type_scales = float(fit["ref_ms"]), float(fit["scale"]), fit["type_scales"]
+    return LatencyModel(
+        device.key,
+        entries,
+        out_layouts,
+        ref_ms=ref_ms,
+        scale=scale,
+        type_scales=type_scales or {},
+        input_layout=device.input_layout,
+    )
+
+
+def measure_networks(
+    device: Device,
+    archs: Sequence[Architecture],
+    *,
+    warmup: int = NET_WARMUP,
+    repeats: int = NET_REPEATS,
+    chunk: int = 8,
+    on_progress: Progress | None = None,
+) -> list[Timing]:
+    """Times whole networks, interleaved ``chunk`` at a time, beside the reference."""
+    out: list[Timing] = []
+    with device.session():
+        reference = reference_runner(device)
+        for i in range(0, len(archs), chunk):
+            part = archs[i : i + chunk]
+            runners = [device.runner(build(a), a.input_shape) for a in part]
+            out += measure_interleaved(
+                runners, device.time_once, warmup=warmup, repeats=repeats, reference=reference
+            )
+            if on_progress is not None:
+                on_progress(len(out), len(archs))
+    return out
+
+
+def calibrate(
+    store: Store,
+    device: Device,
+    archs: Sequence[Architecture],
+    *,
+    on_progress: Progress | None = None,
+) -> Correction:
+    """Fits and stores the device's correction on whole networks ``archs``.
+
+    The nominal reference latency stored with the fit is the median of the reference samples
+    taken beside these networks.
+    """
+    ensure_entries(store, device, archs)
+    model = load_model(store, device)
+    sums = [model.block_sum(a) for a in archs]
+    timings = measure_networks(device, archs, on_progress=on_progress)
+    correction = fit_correction(
+        [model.sums_by_type(a) for a in archs], [t.rel_median for t in timings]
+    )
+    fitted = LatencyModel(
+        model.device_key,
+        model.entries,
+        model.out_layouts,
+        scale=correction.scale,
+        type_scales=correction.type_scales,
+        input_layout=model.input_layout,
+    )
+    nominal = statistics.median(t.ref_ms for t in timings)
+    info = device_info(device)
+    for a, t, s in zip(archs, timings, sums, strict=True):
+        store.add_network_latency(
+            info,
+            TrialRecord(a, count(a), {}),
+            t.as_dict(),
+            purpose="calibration",
+            block_sum=s,
+            predicted_ms=fitted.predict(a, ref_ms=t.ref_ms),
+        )
+    store.add_latency_fit(
+        info,
+        scale=correction.scale,
+        ref_ms=nominal,
+        type_scales=correction.type_scales,
+        ridge=correction.ridge,
+        loo_mape=correction.loo_mape,
+        n=correction.n,
+        mape=correction.mape,
+        residuals=[
+            {"digest": a.digest, "residual": r}
+            for a, r in zip(archs, correction.residuals, strict=True)
+        ],
+    )
+    return correction
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One network of a check: its prediction (at the session's reference speed) and timing."""
+
+    digest: str
+    macs: int
+    block_sum: float
+    predicted_ms: float
+    nominal_ms: float
+    measured_ms: float
+    p10_ms: float
+    p90_ms: float
+
+    @property
+    def error_pct(self) -> float:
+        return 100 * (self.predicted_ms - self.measured_ms) / self.measured_ms
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """A check's rows and agreements: at the session's reference speed, and at the nominal one."""
+
+    rows: list[CheckRow]
+    session: Agreement
+    nominal: Agreement
+    session_ref_ms: float
+    nominal_ref_ms: float
+
+
+def check(
+    store: Store,
+    device: Device,
+    archs: Sequence[Architecture],
+    *,
+    purpose: str = "check",
+    on_progress: Progress | None = None,
+) -> CheckReport:
+    """Measures ``archs`` whole, predicts them, stores both, and compares them.
+
+    The prediction uses the reference latency measured in this same session (the median of
+    the reference samples taken beside these networks), so that a change of the machine's
+    speed since profiling does not count as a prediction error; the agreement at the nominal
+    reference latency is reported too.
+    """
+    ensure_entries(store, device, archs)
+    model = load_model(store, device)
+    timings = measure_networks(device, archs, on_progress=on_progress)
+    session_ref = statistics.median(t.ref_ms for t in timings)
+    info = device_info(device)
+    rows = []
+    for a, t in zip(archs, timings, strict=True):
+        s = model.block_sum(a)
+        predicted = model.predict(a, ref_ms=session_ref)
+        cost = count(a)
+        store.add_network_latency(
+            info,
+            TrialRecord(a, cost, {}),
+            t.as_dict(),
+            purpose=purpose,
+            block_sum=s,
+            predicted_ms=predicted,
+        )
+        rows.append(
+            CheckRow(
+                a.digest,
+                cost.macs,
+                s,
+                predicted,
+                model.predict(a),
+                t.median_ms,
+                t.p10_ms,
+                t.p90_ms,
+            )
+        )
+    measured = [r.measured_ms for r in rows]
+    return CheckReport(
+        rows,
+        agreement([r.predicted_ms for r in rows], measured),
+        agreement([r.nominal_ms for r in rows], measured),
+        session_ref,
+        model.ref_ms,
+    )

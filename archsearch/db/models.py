@@ -1,0 +1,197 @@
+"""SQLAlchemy 2.0 typed models of the store (after Optuna's ``storages/_rdb/models.py``).
+
+Tables: ``runs`` (one search), ``architectures`` (one row per distinct digest, with its
+exact costs), ``trials`` (one evaluation of an architecture in a run), ``scores`` (one row per
+trial and metric); for latency, ``devices`` (an identity and its key), ``latency_entries``
+(the look-up tables), ``latency_fits`` (corrections) and ``network_latencies`` (whole networks
+timed). Timestamps are naive UTC. A NaN score is stored as NULL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+TRIAL_STATES = ("waiting", "running", "complete", "failed")
+RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RunModel(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space: Mapped[str] = mapped_column(String(255))
+    space_yaml: Mapped[str] = mapped_column(Text)
+    strategy: Mapped[str] = mapped_column(String(255))
+    strategy_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    objectives: Mapped[list[Any]] = mapped_column(JSON)
+    evaluators: Mapped[dict[str, Any]] = mapped_column(JSON)
+    constraints: Mapped[list[Any]] = mapped_column(JSON)
+    budget_macs: Mapped[int | None] = mapped_column(BigInteger)
+    budget_params: Mapped[int | None] = mapped_column(BigInteger)
+    seed: Mapped[int] = mapped_column(Integer)
+    n_trials: Mapped[int | None] = mapped_column(Integer)
+    time_limit: Mapped[float | None] = mapped_column(Float)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    host: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    trials: Mapped[list[TrialModel]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ArchitectureModel(Base):
+    __tablename__ = "architectures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    spec: Mapped[str] = mapped_column(Text)
+    params: Mapped[int] = mapped_column(BigInteger, index=True)
+    macs: Mapped[int] = mapped_column(BigInteger, index=True)
+    activations: Mapped[int] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TrialModel(Base):
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("run_id", "number", name="uq_trials_run_number"),
+        UniqueConstraint("run_id", "architecture_id", name="uq_trials_run_architecture"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    architecture_id: Mapped[int] = mapped_column(ForeignKey("architectures.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    run: Mapped[RunModel] = relationship(back_populates="trials")
+    architecture: Mapped[ArchitectureModel] = relationship()
+    scores: Mapped[list[ScoreModel]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ScoreModel(Base):
+    __tablename__ = "scores"
+    __table_args__ = (
+        UniqueConstraint("trial_id", "metric", name="uq_scores_trial_metric"),
+        Index("ix_scores_metric_value", "metric", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)
+
+
+class DeviceModel(Base):
+    """A measuring device by identity (hardware, runtime versions, options)."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    identity: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TimingColumns:
+    """The statistics of a timing (:class:`archsearch.cost.latency.Timing`)."""
+
+    median_ms: Mapped[float] = mapped_column(Float)
+    p10_ms: Mapped[float] = mapped_column(Float)
+    p90_ms: Mapped[float] = mapped_column(Float)
+    iqr_ms: Mapped[float] = mapped_column(Float)
+    mean_ms: Mapped[float] = mapped_column(Float)
+    repeats: Mapped[int] = mapped_column(Integer)
+    warmup: Mapped[int] = mapped_column(Integer)
+    rel_median: Mapped[float] = mapped_column(Float)
+    ref_ms: Mapped[float] = mapped_column(Float)
+
+
+class LatencyEntryModel(TimingColumns, Base):
+    """One look-up-table entry: a block at an input shape, timed on a device."""
+
+    __tablename__ = "latency_entries"
+    __table_args__ = (
+        UniqueConstraint("device_id", "signature", name="uq_latency_entries_device_signature"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    signature: Mapped[str] = mapped_column(String(64))
+    block_type: Mapped[str] = mapped_column(String(64), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # NULL only for entries measured before input layouts were recorded (protocol 1).
+    out_layout: Mapped[str | None] = mapped_column(String(8))
+    measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    host: Mapped[str] = mapped_column(String(255))
+
+
+class LatencyFitModel(Base):
+    """A fitted per-device correction of the look-up-table sum, with its residuals."""
+
+    __tablename__ = "latency_fits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    scale: Mapped[float] = mapped_column(Float)
+    ref_ms: Mapped[float] = mapped_column(Float)
+    type_scales: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    ridge: Mapped[float | None] = mapped_column(Float)
+    loo_mape: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+    mape: Mapped[float] = mapped_column(Float)
+    residuals: Mapped[list[Any]] = mapped_column(JSON)
+    fitted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class NetworkLatencyModel(TimingColumns, Base):
+    """A whole network timed on a device, with the prediction made for it at that time."""
+
+    __tablename__ = "network_latencies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    architecture_id: Mapped[int] = mapped_column(ForeignKey("architectures.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    block_sum: Mapped[float | None] = mapped_column(Float)
+    predicted_ms: Mapped[float | None] = mapped_column(Float)
+    measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    host: Mapped[str] = mapped_column(String(255))

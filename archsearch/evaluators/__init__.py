@@ -1,0 +1,59 @@
+"""Evaluators: scores for architectures, in the :data:`EVALUATORS` registry.
+
+``entropy`` (DeepMAD) and ``latency@<device>`` (look-up-table predictions) are built in; the
+cost metrics ``params``, ``macs`` and ``activations`` are always available. Plugins register
+more through the entry-point group ``archsearch.evaluators``.
+"""
+
+from __future__ import annotations
+
+from archsearch.errors import UnknownNameError
+from archsearch.evaluators.base import COST_METRICS, Direction, Evaluator, Metric
+from archsearch.evaluators.entropy import Entropy, EntropyStats, deepmad_entropy
+from archsearch.evaluators.latency import Latency, latency_evaluator
+from archsearch.registry import Registry
+
+EVALUATORS: Registry[type[Evaluator]] = Registry(
+    "evaluator", entry_point_group="archsearch.evaluators"
+)
+EVALUATORS.register(Entropy.name, Entropy)
+for _device in ("cpu", "cuda", "onnxruntime"):
+    _cls = latency_evaluator(_device)
+    EVALUATORS.register(_cls.name, _cls)
+
+
+def known_metrics() -> dict[str, Metric]:
+    """Every metric a run can optimise or filter on: cost metrics and evaluators' metrics."""
+    metrics = {m.name: m for m in COST_METRICS}
+    for name in EVALUATORS.names():
+        metrics.update({m.name: m for m in EVALUATORS.get(name).metrics})
+    return metrics
+
+
+def evaluator_for(metric: str) -> str | None:
+    """The evaluator that computes ``metric``, or None for a cost metric.
+
+    Raises:
+        UnknownNameError: no evaluator computes ``metric``.
+    """
+    if any(m.name == metric for m in COST_METRICS):
+        return None
+    for name in EVALUATORS.names():
+        if any(m.name == metric for m in EVALUATORS.get(name).metrics):
+            return name
+    raise UnknownNameError("metric", metric, known_metrics())
+
+
+__all__ = [
+    "COST_METRICS",
+    "EVALUATORS",
+    "Direction",
+    "Entropy",
+    "EntropyStats",
+    "Evaluator",
+    "Latency",
+    "Metric",
+    "deepmad_entropy",
+    "evaluator_for",
+    "known_metrics",
+]

@@ -1,0 +1,66 @@
+"""The evaluator interface: ``evaluate(archs) -> scores``, each metric named and directed."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from archsearch.spec import Architecture
+
+if TYPE_CHECKING:
+    from archsearch.db import Store
+
+Direction = Literal["min", "max"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named score and whether smaller or larger is better."""
+
+    name: str
+    direction: Direction
+    doc: str = ""
+
+
+COST_METRICS: tuple[Metric, ...] = (
+    Metric("params", "min", "trainable parameters (exact, analytic)"),
+    Metric("macs", "min", "multiply-accumulates per image; 1 MAC = 1 FLOP (exact, analytic)"),
+    Metric("activations", "min", "elements output by convs/linears/matmuls (exact, analytic)"),
+)
+"""Always available: computed by :func:`archsearch.count` and stored with each architecture."""
+
+
+class Evaluator(ABC):
+    """Scores architectures.
+
+    Subclasses set :attr:`name`, :attr:`metrics` and :attr:`cheap`, take their options as
+    keyword-only constructor arguments, and implement :meth:`evaluate`. The driver
+    (:func:`archsearch.search.optimize`) calls ``evaluate`` once per batch of candidates that
+    passed the budget filter; cheap evaluators run before expensive ones.
+    """
+
+    name: ClassVar[str]
+    metrics: ClassVar[tuple[Metric, ...]]
+    cheap: ClassVar[bool] = True
+    """Analytic or near-instant (True), or needing training/measurement (False)."""
+
+    @abstractmethod
+    def evaluate(self, archs: Sequence[Architecture]) -> list[dict[str, float]]:
+        """One ``{metric: value}`` per architecture, in order; NaN/inf values are allowed.
+
+        Called by the driver with a batch of candidates. Raise only for failures of the whole
+        batch; a value that cannot be computed for one architecture should be NaN.
+        """
+
+    def bind(self, store: Store) -> None:
+        """Gives the evaluator the run's store; called by the driver before the first use.
+
+        Evaluators that keep data in the database (latency tables) use it; others ignore it.
+        """
+        return None
+
+    def config(self) -> dict[str, object]:
+        """The options this evaluator was created with (stored with the run)."""
+        return {}

@@ -1,0 +1,170 @@
+"""Filter expressions over metrics: ``"macs <= 600M and rho < 0.5"``.
+
+Parsed with Python's ``ast`` into a small whitelisted tree (comparisons, ``and``/``or``/
+``not``, numbers with an optional k/M/G/T suffix, metric names, unary minus), then either
+evaluated on a ``{metric: value}`` mapping (run-time constraints) or compiled into a
+SQLAlchemy expression over bound columns (``pareto --where``). User text never reaches SQL.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from archsearch.errors import UserError
+
+_SUFFIX = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*([kKMGT])\b")
+_SCALE = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_AT_NAME = re.compile(r"\b([A-Za-z_]\w*)@([A-Za-z_]\w*)")
+_AT = "__at__"
+_CMP: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A validated filter expression; see the module docstring."""
+
+    text: str
+    tree: ast.expr
+
+    @property
+    def names(self) -> set[str]:
+        return {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name)}
+
+    def check_names(self, known: Iterable[str], what: str) -> None:
+        """Raises UserError naming any metric of the expression not in ``known``."""
+        allowed = set(known)
+        for name in sorted(self.names - allowed):
+            raise UserError(
+                f"{what}: unknown metric {name!r} in {self.text!r}; choose from "
+                f"{', '.join(sorted(allowed))}"
+            )
+
+    def evaluate(self, values: Mapping[str, float]) -> bool:
+        """The expression's truth on ``values``; a comparison with NaN is false."""
+        return bool(_eval(self.tree, values))
+
+    def to_sql(self, columns: Mapping[str, Any]) -> Any:
+        """A SQLAlchemy boolean expression, each name replaced by ``columns[name]``."""
+        return _sql(self.tree, columns)
+
+
+def parse_expr(text: str, *, what: str = "--where") -> Expr:
+    """Parses and validates ``text``.
+
+    Raises:
+        UserError: a syntax error or a construct outside comparisons of metrics and numbers.
+    """
+    source = _SUFFIX.sub(
+        lambda m: repr(float(m[1]) * 10 ** int(m[2] or 0) * _SCALE[m[3]]), text.strip()
+    )
+    source = re.sub(r"(?<![<>=!])=(?!=)", "==", source)
+    # Metric names may name a device ("latency@cpu"); Python would read "@" as an operator.
+    source = _AT_NAME.sub(lambda m: f"{m[1]}{_AT}{m[2]}", source)
+    try:
+        tree = ast.parse(source, mode="eval").body
+    except SyntaxError:
+        raise UserError(
+            f"{what}: cannot parse {text!r}; write comparisons joined by and/or, e.g. "
+            '"macs <= 600M and rho < 0.5"'
+        ) from None
+    _validate(tree, text, what)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            node.id = node.id.replace(_AT, "@")
+    return Expr(text, tree)
+
+
+def _validate(node: ast.AST, text: str, what: str) -> None:
+    ok = (
+        ast.Expression,
+        ast.BoolOp,
+        ast.And,
+        ast.Or,
+        ast.UnaryOp,
+        ast.Not,
+        ast.USub,
+        ast.Compare,
+        ast.Name,
+        ast.Load,
+        ast.Constant,
+        *_CMP,
+    )
+    for sub in ast.walk(node):
+        if not isinstance(sub, ok):
+            raise UserError(
+                f"{what}: {text!r} uses {type(sub).__name__}, which is not allowed; use "
+                "metric names, numbers, comparisons, and/or/not"
+            )
+        if isinstance(sub, ast.Constant) and (
+            isinstance(sub.value, bool) or not isinstance(sub.value, int | float)
+        ):
+            raise UserError(f"{what}: {text!r}: {sub.value!r} is not a number")
+        if (
+            isinstance(sub, ast.UnaryOp)
+            and isinstance(sub.op, ast.USub)
+            and not isinstance(sub.operand, ast.Constant)
+        ):
+            raise UserError(f"{what}: {text!r}: minus applies to numbers only")
+    if not isinstance(node, ast.Compare | ast.BoolOp) and not (
+        isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
+    ):
+        raise UserError(f"{what}: {text!r} is not a condition; compare a metric, e.g. macs < 1G")
+
+
+def _eval(node: ast.expr, values: Mapping[str, float]) -> Any:
+    if isinstance(node, ast.BoolOp):
+        parts = (_eval(v, values) for v in node.values)
+        return all(parts) if isinstance(node.op, ast.And) else any(parts)
+    if isinstance(node, ast.UnaryOp):
+        inner = _eval(node.operand, values)
+        return (not inner) if isinstance(node.op, ast.Not) else -inner
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, values)
+        for op, comp in zip(node.ops, node.comparators, strict=True):
+            right = _eval(comp, values)
+            if any(isinstance(x, float) and math.isnan(x) for x in (left, right)):
+                return False
+            if not _CMP[type(op)](left, right):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.Name):
+        return float(values[node.id])
+    assert isinstance(node, ast.Constant)
+    return node.value
+
+
+def _sql(node: ast.expr, columns: Mapping[str, Any]) -> Any:
+    from sqlalchemy import and_, not_, or_
+
+    if isinstance(node, ast.BoolOp):
+        parts = [_sql(v, columns) for v in node.values]
+        return and_(*parts) if isinstance(node.op, ast.And) else or_(*parts)
+    if isinstance(node, ast.UnaryOp):
+        inner = _sql(node.operand, columns)
+        return not_(inner) if isinstance(node.op, ast.Not) else -inner
+    if isinstance(node, ast.Compare):
+        terms = []
+        left = _sql(node.left, columns)
+        for op, comp in zip(node.ops, node.comparators, strict=True):
+            right = _sql(comp, columns)
+            terms.append(_CMP[type(op)](left, right))
+            left = right
+        return and_(*terms)
+    if isinstance(node, ast.Name):
+        return columns[node.id]
+    assert isinstance(node, ast.Constant)
+    return node.value

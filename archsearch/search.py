@@ -1,0 +1,474 @@
+"""The driver loop: ask -> budget filter -> evaluate -> store -> tell.
+
+One loop owns looping, budgets, errors, time limits and storage; strategies only propose and
+learn. A run's every finished trial is in the store, and the strategy is deterministic given
+its seed and what it is told, so :func:`resume` rebuilds a run from the database alone: it
+replays the stored results into a fresh strategy (asking the same batches, telling the stored
+scores instead of evaluating again) and continues where the run stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from archsearch.blocks import Cost
+from archsearch.cost import Budget, count, format_si
+from archsearch.db import RunConfig, Store, StoredTrial, TrialRecord, worker_id
+from archsearch.db.models import utcnow
+from archsearch.errors import BudgetError, UserError
+from archsearch.evaluators import EVALUATORS, Evaluator, evaluator_for, known_metrics
+from archsearch.expr import Expr, parse_expr
+from archsearch.solvers import Objective, Problem, Result, Strategy, create_strategy
+from archsearch.solvers.base import parse_objectives
+from archsearch.spaces import Space
+from archsearch.spec import Architecture
+
+
+class Gate:
+    """The cheap feasibility test every candidate passes before evaluation.
+
+    It checks the budget on the exact cost, then the constraints (expressions over cost
+    metrics and the metrics of cheap evaluators). It remembers the cheapest candidate it
+    rejected for the budget and the lowest value of each constrained metric among the
+    candidates it rejected for a constraint, to explain a budget no member can meet.
+    """
+
+    def __init__(
+        self,
+        budget: Budget,
+        constraints: Sequence[Expr] = (),
+        evaluators: Sequence[Evaluator] = (),
+    ) -> None:
+        self.budget = budget
+        self.constraints = tuple(constraints)
+        needed = {n for c in self.constraints for n in c.names}
+        self._evaluators = [e for e in evaluators if {m.name for m in e.metrics} & needed]
+        self.cheapest: Cost | None = None
+        self.lowest: dict[str, float] = {}
+        self.checked = 0
+
+    def __call__(self, arch: Architecture) -> bool:
+        self.checked += 1
+        cost = count(arch)
+        if not self.budget.admits(cost):
+            if self.cheapest is None or (cost.macs, cost.params) < (
+                self.cheapest.macs,
+                self.cheapest.params,
+            ):
+                self.cheapest = cost
+            return False
+        if not self.constraints:
+            return True
+        values: dict[str, float] = {k: float(v) for k, v in cost.as_dict().items()}
+        for ev in self._evaluators:
+            values.update(ev.evaluate([arch])[0])
+        if all(c.evaluate(values) for c in self.constraints):
+            return True
+        for name in {n for c in self.constraints for n in c.names}:
+            v = values[name]
+            if v == v and v < self.lowest.get(name, math.inf):  # not NaN
+                self.lowest[name] = v
+        return False
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the driver reports after each stored batch."""
+
+    run_id: int
+    done: int
+    total: int | None
+    elapsed: float
+    best: dict[str, float]
+
+
+@dataclass
+class Outcome:
+    """How a call to :func:`optimize` ended."""
+
+    run_id: int
+    status: str
+    trials: int
+    new_trials: int
+    elapsed: float
+    reason: str
+    best: dict[str, float] = field(default_factory=dict)
+    dropped_init: list[str] = field(default_factory=list)
+    """Digests of initial candidates that broke a constraint and were not evaluated."""
+
+
+@dataclass
+class Search:
+    """A fully configured search, ready to run or resume.
+
+    Build one with :func:`configure` (from user-level options) or :func:`from_run` (from a
+    stored run).
+    """
+
+    space: Space
+    strategy: Strategy
+    objectives: tuple[Objective, ...]
+    evaluators: list[Evaluator]
+    budget: Budget
+    constraints: tuple[Expr, ...] = ()
+    n_trials: int | None = 2000
+    time_limit: float | None = None
+    batch_size: int = 32
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+    """Things the user should know, e.g. initial candidates skipped for the budget."""
+    gate: Gate = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gate = Gate(self.budget, self.constraints, [e for e in self.evaluators if e.cheap])
+
+    def run_config(self) -> RunConfig:
+        return RunConfig(
+            space=self.space.name,
+            space_yaml=self.space.source or "",
+            strategy=self.strategy.name,
+            strategy_config=self.strategy.config(),
+            objectives=[str(o) for o in self.objectives],
+            evaluators={e.name: e.config() for e in self.evaluators},
+            constraints=[c.text for c in self.constraints],
+            budget_macs=self.budget.macs,
+            budget_params=self.budget.params,
+            seed=self.seed,
+            n_trials=self.n_trials,
+            time_limit=self.time_limit,
+            batch_size=self.batch_size,
+        )
+
+
+def configure(
+    *,
+    space: Space,
+    strategy: str = "evolution",
+    strategy_options: dict[str, Any] | None = None,
+    objectives: str | Sequence[str] = "entropy:max",
+    scores: Sequence[str] = (),
+    budget: Budget | None = None,
+    constraints: Sequence[str] = (),
+    n_trials: int | None = 2000,
+    time_limit: float | None = None,
+    batch_size: int = 32,
+    seed: int = 0,
+    init: Sequence[str] = (),
+    evaluator_options: dict[str, dict[str, Any]] | None = None,
+) -> Search:
+    """Builds a :class:`Search` from user-level options, validating each.
+
+    Args:
+        space: The search space.
+        strategy: A registered strategy name.
+        strategy_options: Keyword options of the strategy (``seed`` is set from ``seed``).
+        objectives: ``"metric:dir,..."``; the evaluators computing them are added.
+        scores: Evaluators to run in addition (their metrics are stored).
+        budget: Bounds on MACs and parameters.
+        constraints: Expressions over cost metrics and cheap evaluators' metrics.
+        n_trials: Trials to store in total (None: until the time limit or exhaustion).
+        time_limit: Seconds of search per call (None: no limit).
+        batch_size: Candidates per ask.
+        seed: Seed of the strategy.
+        init: Initial candidates, each ``zoo:<name>`` or the path of a spec file; they must
+            be members of the space, and those over the budget are skipped with a note.
+        evaluator_options: Options per evaluator name, e.g. ``{"latency@cpu": {"threads": 2}}``.
+    """
+    objs = parse_objectives(objectives)
+    names = list(dict.fromkeys([*scores]))
+    for o in objs:
+        ev = evaluator_for(o.name)
+        if ev is not None and ev not in names:
+            names.append(ev)
+    options_of = evaluator_options or {}
+    evaluators = [EVALUATORS.create(n, **options_of.get(n, {})) for n in names]
+    exprs = tuple(parse_expr(c, what="--constraint") for c in constraints)
+    cheap_metrics = {m.name for m in known_metrics().values() if evaluator_for(m.name) is None}
+    for e in evaluators:
+        if e.cheap:
+            cheap_metrics |= {m.name for m in e.metrics}
+    for c in exprs:
+        for name in sorted(c.names):
+            if name in cheap_metrics:
+                continue
+            ev = evaluator_for(name)  # raises for unknown metrics, listing them
+            if ev is not None and EVALUATORS.get(ev).cheap:
+                evaluators.append(EVALUATORS.create(ev))
+                cheap_metrics |= {m.name for m in evaluators[-1].metrics}
+                continue
+            raise UserError(
+                f"--constraint: {name!r} is measured by an expensive evaluator; constraints "
+                "filter before evaluation, so use cost metrics or cheap scores (or filter the "
+                "results with `archsearch pareto --where`)"
+            )
+    if n_trials is not None and n_trials < 1:
+        raise UserError(f"--trials: {n_trials} must be at least 1")
+    if time_limit is not None and time_limit <= 0:
+        raise UserError(f"--time-limit: {time_limit} must be a positive number of seconds")
+    if batch_size < 1:
+        raise UserError(f"--batch-size: {batch_size} must be at least 1")
+    budget = budget or Budget()
+    initial: list[Architecture] = []
+    notes: list[str] = []
+    for ref, arch in resolve_init(init):
+        member = space.contains(arch)
+        if not member:
+            raise UserError(f"--init {ref}: not a member of space {space.name!r}: {member.reason}")
+        # The budget is checked here; other constraints (which may need the store) when the
+        # strategy asks, which drops an initial candidate that breaks them.
+        if not budget.admits(cost := count(arch)):
+            notes.append(
+                f"--init {ref} skipped: {format_si(cost.macs)}FLOPs and {format_si(cost.params)} "
+                f"params break {budget}"
+            )
+            continue
+        initial.append(arch)
+    options = {**(strategy_options or {}), "seed": seed, "init": [a.to_json() for a in initial]}
+    return Search(
+        space=space,
+        strategy=create_strategy(strategy, **options),
+        objectives=objs,
+        evaluators=evaluators,
+        budget=budget,
+        constraints=exprs,
+        n_trials=n_trials,
+        time_limit=time_limit,
+        batch_size=batch_size,
+        seed=seed,
+        notes=notes,
+    )
+
+
+def resolve_init(refs: Sequence[str]) -> list[tuple[str, Architecture]]:
+    """``zoo:<name>`` or spec-file references (comma-separated allowed) -> architectures."""
+    from archsearch import zoo
+
+    out = []
+    for chunk in refs:
+        for ref in (r.strip() for r in chunk.split(",")):
+            if not ref:
+                continue
+            arch = zoo.get(ref[4:]) if ref.startswith("zoo:") else Architecture.load(ref)
+            out.append((ref, arch))
+    return out
+
+
+def from_run(config: RunConfig) -> Search:
+    """Rebuilds the :class:`Search` a stored run was started with."""
+    space = Space.from_yaml(config.space_yaml, source=f"<run space {config.space}>")
+    return Search(
+        space=space,
+        strategy=create_strategy(config.strategy, **config.strategy_config),
+        objectives=parse_objectives(config.objectives),
+        evaluators=[EVALUATORS.create(n, **opts) for n, opts in config.evaluators.items()],
+        budget=Budget(macs=config.budget_macs, params=config.budget_params),
+        constraints=tuple(parse_expr(c, what="--constraint") for c in config.constraints),
+        n_trials=config.n_trials,
+        time_limit=config.time_limit,
+        batch_size=config.batch_size,
+        seed=config.seed,
+    )
+
+
+def _best(
+    best: dict[str, float], values: dict[str, float], objectives: Sequence[Objective]
+) -> None:
+    for o in objectives:
+        v = values.get(o.name, math.nan)
+        if not math.isfinite(v):
+            continue
+        old = best.get(o.name)
+        if old is None or (v > old if o.direction == "max" else v < old):
+            best[o.name] = v
+
+
+def optimize(
+    store: Store,
+    search: Search,
+    *,
+    run_id: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Outcome:
+    """Runs (or, with ``run_id``, resumes) a search, storing every finished trial.
+
+    A new run's row is created once the strategy has proposed its first batch, so a budget
+    that no member meets fails without leaving a run behind.
+
+    Raises:
+        BudgetError: the strategy found no candidate within the budget/constraints at all.
+        KeyboardInterrupt: after marking the run ``interrupted``; finished trials are kept.
+    """
+    strategy = search.strategy
+    for ev in search.evaluators:
+        ev.bind(store)
+    strategy.setup(Problem(search.space, search.objectives, search.gate))
+    prior: dict[str, StoredTrial] = {}
+    if run_id is not None:
+        prior = {t.digest: t for t in store.trials(run_id, states=("complete", "failed"))}
+        store.set_run_status(run_id, "running")
+    stored = len(prior)
+    asked = 0
+    new = 0
+    best: dict[str, float] = {}
+    for t in prior.values():
+        if t.state == "complete":
+            _best(best, {**t.cost.as_dict(), **t.values}, search.objectives)
+    start = time.monotonic()
+    reason = "trials"
+    try:
+        while True:
+            limit = search.n_trials
+            if limit is not None and asked >= limit:
+                reason = "trials"
+                break
+            replaying = asked < len(prior)  # re-asking stored trials costs no search time
+            if (
+                not replaying
+                and search.time_limit
+                and time.monotonic() - start >= search.time_limit
+            ):
+                reason = "time limit"
+                break
+            n = search.batch_size if limit is None else min(search.batch_size, limit - asked)
+            batch = strategy.ask(n)
+            if not batch:
+                if run_id is None:
+                    raise _no_candidate(search)
+                reason = "strategy exhausted"
+                break
+            if run_id is None:
+                run_id = store.create_run(search.run_config())
+            asked += len(batch)
+            # Cheap scores are stored a batch per transaction; expensive ones one trial at a
+            # time, so that an interruption loses at most the trial being evaluated.
+            chunk = len(batch) if all(e.cheap for e in search.evaluators) else 1
+            results: list[Result] = []
+            records: list[TrialRecord] = []
+            for i in range(0, len(batch), chunk):
+                part_results, part_records = _evaluate(search, batch[i : i + chunk], prior)
+                if part_records:
+                    store.add_trials(run_id, part_records)
+                    new += len(part_records)
+                    stored += len(part_records)
+                results += part_results
+                records += part_records
+            strategy.tell(results)
+            for r in results:
+                if r.state == "complete":
+                    _best(best, dict(r.values), search.objectives)
+            if on_progress is not None and records:
+                on_progress(
+                    Progress(run_id, stored, search.n_trials, time.monotonic() - start, best)
+                )
+    except KeyboardInterrupt:
+        if run_id is not None:
+            store.set_run_status(run_id, "interrupted")
+        raise
+    except BaseException as e:
+        if run_id is not None:
+            store.set_run_status(run_id, "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    assert run_id is not None
+    store.set_run_status(run_id, "finished")
+    return Outcome(
+        run_id,
+        "finished",
+        stored,
+        new,
+        time.monotonic() - start,
+        reason,
+        best,
+        [a.digest for a in strategy.dropped_init],
+    )
+
+
+def _no_candidate(search: Search) -> BudgetError:
+    gate = search.gate
+    bounded = search.budget.macs is not None or search.budget.params is not None
+    parts = ([str(search.budget)] if bounded else []) + [c.text for c in search.constraints]
+    seen = []
+    if gate.cheapest is not None:
+        seen.append(
+            f"the cheapest candidate seen costs {format_si(gate.cheapest.macs)}FLOPs and "
+            f"{format_si(gate.cheapest.params)} params"
+        )
+    seen += [
+        f"the lowest {name} seen is {value:.4g}" for name, value in sorted(gate.lowest.items())
+    ]
+    option = "--budget" if bounded and not search.constraints else "--budget/--constraint"
+    return BudgetError(
+        f"{option}: no member of space {search.space.name!r} meets {' and '.join(parts)} in "
+        f"{gate.checked} candidates{'; ' if seen else ''}{'; '.join(seen)}; relax it or pick "
+        "another space"
+    )
+
+
+def _evaluate(
+    search: Search, batch: Sequence[Architecture], prior: dict[str, StoredTrial]
+) -> tuple[list[Result], list[TrialRecord]]:
+    """Scores a batch (stored results are reused when replaying); returns results and new rows."""
+    results: list[Result | None] = [None] * len(batch)
+    todo: list[int] = []
+    for i, arch in enumerate(batch):
+        old = prior.get(arch.digest)
+        if old is None:
+            todo.append(i)
+            continue
+        values = {**{k: float(v) for k, v in old.cost.as_dict().items()}, **old.values}
+        state = "complete" if old.state == "complete" else "failed"
+        results[i] = Result(arch, values, state)  # type: ignore[arg-type]
+    records: list[TrialRecord] = []
+    if todo:
+        archs = [batch[i] for i in todo]
+        costs = [count(a) for a in archs]
+        started = utcnow()
+        scores, errors = _run_evaluators(search.evaluators, archs)
+        finished = utcnow()
+        worker = worker_id()
+        for k, i in enumerate(todo):
+            state = "failed" if errors[k] else "complete"
+            values = {key: float(v) for key, v in costs[k].as_dict().items()}
+            values.update(scores[k])
+            results[i] = Result(batch[i], values, state)  # type: ignore[arg-type]
+            records.append(
+                TrialRecord(
+                    batch[i],
+                    costs[k],
+                    scores[k],
+                    state=state,
+                    error=errors[k],
+                    started_at=started,
+                    finished_at=finished,
+                    worker=worker,
+                )
+            )
+    return [r for r in results if r is not None], records
+
+
+def _run_evaluators(
+    evaluators: Sequence[Evaluator], archs: Sequence[Architecture]
+) -> tuple[list[dict[str, float]], list[str | None]]:
+    """Every evaluator on every architecture; a failure is isolated to its architecture."""
+    scores: list[dict[str, float]] = [{} for _ in archs]
+    errors: list[str | None] = [None] * len(archs)
+    for ev in sorted(evaluators, key=lambda e: not e.cheap):
+        live = [i for i in range(len(archs)) if errors[i] is None]
+        try:
+            out = ev.evaluate([archs[i] for i in live]) if ev.cheap else None
+        except Exception:
+            out = None
+        if out is None:
+            out = []
+            for i in live:
+                try:
+                    out.append(ev.evaluate([archs[i]])[0])
+                except Exception as e:
+                    errors[i] = f"{ev.name}: {type(e).__name__}: {e}"
+                    out.append({})
+        for i, vals in zip(live, out, strict=True):
+            scores[i].update({k: float(v) for k, v in vals.items()})
+    return scores, errors

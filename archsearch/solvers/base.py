@@ -1,0 +1,228 @@
+"""The strategy interface: ``ask(n)`` proposes candidates, ``tell(results)`` returns scores.
+
+Follows Optuna's ``BaseSampler`` and ``Study.ask/tell``. One driver loop
+(:func:`archsearch.search.optimize`) owns looping, budgets, errors, timeouts and storage;
+strategies never do I/O. The driver calls, in this order:
+
+1. :meth:`Strategy.setup` once, with the :class:`Problem` (space, objectives, and the cheap
+   feasibility test that encodes the budget);
+2. :meth:`Strategy.ask` for a batch (the initial candidates given with ``init`` first, then
+   what :meth:`Strategy.propose` proposes); an empty list means the strategy is exhausted;
+3. :meth:`Strategy.tell` with one :class:`Result` per asked candidate, in the asked order;
+
+and repeats 2-3. A strategy is deterministic given its ``seed`` and the results it is told, so
+a run is resumed by replaying its stored results into a fresh strategy.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from archsearch.errors import UserError
+from archsearch.evaluators import Direction, known_metrics
+from archsearch.spaces import Space
+from archsearch.spec import Architecture
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A metric to optimise and its direction."""
+
+    name: str
+    direction: Direction
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.direction}"
+
+
+def parse_objectives(text: str | Sequence[str]) -> tuple[Objective, ...]:
+    """Parses ``"macs:min,entropy:max"``; a metric without ``:dir`` takes its usual direction.
+
+    Raises:
+        UserError: an unknown metric (the message lists the known ones) or direction.
+    """
+    parts = [text] if isinstance(text, str) else list(text)
+    items = [p.strip() for chunk in parts for p in chunk.split(",") if p.strip()]
+    if not items:
+        raise UserError(
+            "--objectives: give at least one, e.g. entropy:max or macs:min,entropy:max"
+        )
+    metrics = known_metrics()
+    out: list[Objective] = []
+    for item in items:
+        name, _, direction = item.partition(":")
+        name = name.strip()
+        if name not in metrics:
+            raise UserError(
+                f"--objectives: unknown metric {name!r}; choose from {', '.join(sorted(metrics))}"
+            )
+        direction = direction.strip().lower() or metrics[name].direction
+        if direction not in ("min", "max"):
+            raise UserError(
+                f"--objectives: direction {direction!r} of {name!r} must be 'min' or 'max'"
+            )
+        if any(o.name == name for o in out):
+            raise UserError(f"--objectives: {name!r} is given twice")
+        out.append(Objective(name, direction))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def always_feasible(arch: Architecture) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a strategy optimises.
+
+    Attributes:
+        space: The search space; candidates must be its members.
+        objectives: The metrics and directions, in order.
+        feasible: A cheap, pure test (the budget) every proposed candidate must pass.
+    """
+
+    space: Space
+    objectives: tuple[Objective, ...]
+    feasible: Callable[[Architecture], bool] = field(default=always_feasible)
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one candidate, told back to the strategy.
+
+    Attributes:
+        arch: The candidate, as asked.
+        values: Objective values by name; NaN or infinite when not computable.
+        state: ``complete``, or ``failed`` when the evaluation raised.
+    """
+
+    arch: Architecture
+    values: Mapping[str, float]
+    state: Literal["complete", "failed"] = "complete"
+
+    def vector(self, objectives: Sequence[Objective]) -> list[float]:
+        """Objective values as a minimisation vector (max objectives negated, NaN for failed)."""
+        if self.state != "complete":
+            return [float("nan")] * len(objectives)
+        return [
+            -float(self.values[o.name]) if o.direction == "max" else float(self.values[o.name])
+            for o in objectives
+        ]
+
+
+class Strategy(ABC):
+    """A search strategy behind ask/tell.
+
+    Subclasses implement :meth:`propose` and :meth:`tell`, take their options as keyword-only
+    constructor arguments (the registry rejects unknown ones), keep all randomness in
+    ``self.rng``, and never do I/O.
+
+    Args:
+        seed: Seed of the strategy's random generator.
+        max_tries: Proposals tried per candidate before a batch comes back short.
+        init: Candidates to ask first, before any proposal (architectures or their canonical
+            JSON), e.g. seed networks from the zoo; like Optuna's ``enqueue_trial``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        max_tries: int = 2000,
+        init: Sequence[Architecture | str] = (),
+    ) -> None:
+        self.seed = seed
+        self.max_tries = max_tries
+        self.rng = random.Random(seed)
+        self.init = tuple(
+            a if isinstance(a, Architecture) else Architecture.from_json(a) for a in init
+        )
+        self._queue = list(self.init)
+        self.dropped_init: list[Architecture] = []
+        """Initial candidates that broke the problem's constraints and were not asked."""
+        self.n_asked = 0
+        self._seen: set[str] = set()
+        self._problem: Problem | None = None
+
+    @property
+    def problem(self) -> Problem:
+        if self._problem is None:
+            raise RuntimeError(f"strategy {self.name!r}: setup() was not called")
+        return self._problem
+
+    @property
+    def space(self) -> Space:
+        return self.problem.space
+
+    def setup(self, problem: Problem) -> None:
+        """Receives the problem; called once by the driver before the first :meth:`ask`."""
+        self._problem = problem
+
+    def ask(self, n: int) -> list[Architecture]:
+        """Up to ``n`` new candidates: the ``init`` ones first, then :meth:`propose`'s.
+
+        Called by the driver; fewer than ``n`` (or none) means the strategy found no more.
+        """
+        out: list[Architecture] = []
+        while self._queue and len(out) < n:
+            arch = self._queue.pop(0)
+            if arch.digest in self._seen:
+                continue
+            self._seen.add(arch.digest)
+            if self.problem.feasible(arch):
+                out.append(arch)
+            else:
+                self.dropped_init.append(arch)
+        self.n_asked += len(out)
+        if len(out) < n:
+            proposed = self.propose(n - len(out))
+            self.n_asked += len(proposed)
+            out += proposed
+        return out
+
+    @abstractmethod
+    def propose(self, n: int) -> list[Architecture]:
+        """Up to ``n`` new candidates: feasible, members of the space, never proposed before.
+
+        Called by :meth:`ask` after the queued ``init`` candidates; ``self.n_asked`` counts the
+        candidates asked before this call.
+        """
+
+    @abstractmethod
+    def tell(self, results: Sequence[Result]) -> None:
+        """The results of the last :meth:`ask`, one per candidate, in the asked order."""
+
+    def config(self) -> dict[str, Any]:
+        """The options of this strategy, stored with the run (enough to rebuild it)."""
+        return {
+            "seed": self.seed,
+            "max_tries": self.max_tries,
+            "init": [a.to_json() for a in self.init],
+        }
+
+    def _propose(self, make: Callable[[], Architecture]) -> Architecture | None:
+        """Calls ``make`` until it returns a new feasible candidate, or None after max_tries."""
+        feasible = self.problem.feasible
+        for _ in range(self.max_tries):
+            arch = make()
+            if arch.digest in self._seen:
+                continue
+            if feasible(arch):
+                self._seen.add(arch.digest)
+                return arch
+        return None
+
+    def _fill(self, n: int, make: Callable[[], Architecture]) -> list[Architecture]:
+        out: list[Architecture] = []
+        while len(out) < n:
+            arch = self._propose(make)
+            if arch is None:
+                break
+            out.append(arch)
+        return out

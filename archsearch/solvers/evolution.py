@@ -1,0 +1,176 @@
+"""Evolutionary search: regularized (aging) evolution for one objective, NSGA-II for several.
+
+* One objective: Real et al., "Regularized Evolution for Image Classifier Architecture
+  Search", AAAI 2019. A population of the ``population`` most recent results; each child is a
+  mutation of the best of ``sample_size`` members drawn at random (tournament); the oldest
+  member dies when a child joins.
+* Several objectives: Deb et al., "A Fast and Elitist Multiobjective Genetic Algorithm:
+  NSGA-II", IEEE TEC 2002. Parents are chosen by binary tournament on (front rank, crowding
+  distance); a child is a crossover (probability ``crossover_prob``) and/or a mutation
+  (probability ``mutation_prob``, always when the crossover reproduced a parent); after each
+  ``population`` children the union of parents and children is cut back to ``population`` by
+  non-dominated sorting and crowding distance.
+
+Failed evaluations and NaN/inf scores never become parents: for one objective they do not
+join the population; for several they sort behind every finite result.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from archsearch.errors import UserError
+from archsearch.pareto import crowding_distance, non_dominated_ranks
+from archsearch.solvers.base import Problem, Result, Strategy
+from archsearch.spec import Architecture
+
+
+class Evolution(Strategy):
+    """Regularized evolution (one objective) or NSGA-II (several), chosen by the problem.
+
+    Args:
+        seed: Random seed.
+        population: Population size (the first ``population`` candidates are random).
+        sample_size: Tournament size of regularized evolution.
+        crossover_prob: Probability that an NSGA-II child is a crossover of two parents.
+        mutation_prob: Probability that an NSGA-II child is mutated.
+        max_tries: Proposals tried per candidate before a batch comes back short.
+        init: Candidates asked first; they count towards the initial population.
+    """
+
+    name = "evolution"
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        population: int = 50,
+        sample_size: int = 10,
+        crossover_prob: float = 0.9,
+        mutation_prob: float = 1.0,
+        max_tries: int = 2000,
+        init: Sequence[Architecture | str] = (),
+    ) -> None:
+        super().__init__(seed=seed, max_tries=max_tries, init=init)
+        if population < 2:
+            raise UserError(f"evolution: population={population} must be at least 2")
+        if not 1 <= sample_size <= population:
+            raise UserError(
+                f"evolution: sample_size={sample_size} must be between 1 and population "
+                f"({population})"
+            )
+        for name, p in (("crossover_prob", crossover_prob), ("mutation_prob", mutation_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise UserError(f"evolution: {name}={p} must be between 0 and 1")
+        self.population = population
+        self.sample_size = sample_size
+        self.crossover_prob = crossover_prob
+        self.mutation_prob = mutation_prob
+        # one objective: (value to minimise, arch), oldest first
+        self._aging: deque[tuple[float, Architecture]] = deque(maxlen=population)
+        # several objectives: parents and the children told since the last survival
+        self._parents: list[tuple[np.ndarray, Architecture]] = []
+        self._children: list[tuple[np.ndarray, Architecture]] = []
+        self._rank = np.zeros(0, dtype=np.int64)
+        self._crowd = np.zeros(0)
+
+    def setup(self, problem: Problem) -> None:
+        super().setup(problem)
+        self._multi = len(problem.objectives) > 1
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "population": self.population,
+            "sample_size": self.sample_size,
+            "crossover_prob": self.crossover_prob,
+            "mutation_prob": self.mutation_prob,
+        }
+
+    # -- ask ---------------------------------------------------------------------------
+
+    def propose(self, n: int) -> list[Architecture]:
+        out: list[Architecture] = []
+        while len(out) < n and self.n_asked + len(out) < self.population:
+            arch = self._propose(lambda: self.space.sample(self.rng))
+            if arch is None:
+                return out
+            out.append(arch)
+        if len(out) < n:
+            if not self._has_parents():
+                # Every result so far failed or was NaN: keep exploring at random.
+                make = lambda: self.space.sample(self.rng)  # noqa: E731
+            else:
+                make = self._nsga_child if self._multi else self._aging_child
+            out.extend(self._fill(n - len(out), make))
+        return out
+
+    def _has_parents(self) -> bool:
+        return bool(self._parents) if self._multi else bool(self._aging)
+
+    def _aging_child(self) -> Architecture:
+        k = min(self.sample_size, len(self._aging))
+        contenders = self.rng.sample(range(len(self._aging)), k)
+        best = min(contenders, key=lambda i: self._aging[i][0])
+        return self.space.mutate(self._aging[best][1], self.rng)
+
+    def _tournament(self) -> Architecture:
+        i, j = self.rng.randrange(len(self._parents)), self.rng.randrange(len(self._parents))
+        better = (self._rank[i], -self._crowd[i]) <= (self._rank[j], -self._crowd[j])
+        return self._parents[i if better else j][1]
+
+    def _nsga_child(self) -> Architecture:
+        a = self._tournament()
+        child = a
+        if self.rng.random() < self.crossover_prob:
+            child = self.space.crossover(a, self._tournament(), self.rng)
+        if child.digest == a.digest or self.rng.random() < self.mutation_prob:
+            child = self.space.mutate(child, self.rng)
+        return child
+
+    # -- tell --------------------------------------------------------------------------
+
+    def tell(self, results: Sequence[Result]) -> None:
+        objectives = self.problem.objectives
+        for r in results:
+            v = np.array(r.vector(objectives), dtype=np.float64)
+            if not self._multi:
+                if r.state == "complete" and np.isfinite(v[0]):
+                    self._aging.append((float(v[0]), r.arch))
+                continue
+            v[~np.isfinite(v)] = np.inf
+            if len(self._parents) < self.population and not self._children:
+                self._parents.append((v, r.arch))
+                if len(self._parents) == self.population:
+                    self._rank_parents()
+            else:
+                self._children.append((v, r.arch))
+                if len(self._children) >= self.population:
+                    self._survive()
+        if self._multi and self._parents and len(self._rank) != len(self._parents):
+            self._rank_parents()
+
+    def _rank_parents(self) -> None:
+        values = np.array([v for v, _ in self._parents])
+        self._rank = non_dominated_ranks(values)
+        self._crowd = np.zeros(len(values))
+        for r in np.unique(self._rank):
+            members = np.flatnonzero(self._rank == r)
+            self._crowd[members] = crowding_distance(values[members])
+
+    def _survive(self) -> None:
+        pool = self._parents + self._children
+        self._children = []
+        values = np.array([v for v, _ in pool])
+        ranks = non_dominated_ranks(values)
+        crowd = np.zeros(len(pool))
+        for r in np.unique(ranks):
+            members = np.flatnonzero(ranks == r)
+            crowd[members] = crowding_distance(values[members])
+        order = np.lexsort((-crowd, ranks))[: self.population]
+        self._parents = [pool[i] for i in order]
+        self._rank_parents()

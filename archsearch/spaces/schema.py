@@ -1,0 +1,217 @@
+"""The YAML schema of search spaces, validated with pydantic, errors reported as file:line.
+
+A space file looks like this (the built-in ``hybrid.yaml`` is a full example)::
+
+    name: my-space                 # required
+    description: one paragraph     # optional
+    input_shape: [3, 224, 224]     # optional, default 3x224x224
+    num_classes: 1000              # optional, default 1000
+    stem:
+      width: [32, 48]              # optional; omitted: the first stage's width
+      types:                       # allowed block types and their parameter choices
+        conv_stem: {act: gelu}     # a value is fixed, a list is a choice
+    stages:                        # one entry per stage, in order
+      - name: s1                   # optional, default s<i>
+        depth: [1, 2, 3]           # choices, or {min: 1, max: 3}
+        width: [32, 48, 64]        # output channels of every block in the stage
+        downsample:                # optional: a layer before the blocks (to the stage width)
+          types: {conv_down: {}}
+        shared: false              # true: every block of the stage takes the same choices
+        types:
+          convnext: {kernel: [3, 7], mlp_ratio: [2, 4]}
+          mhsa: {heads: [2, 4], mlp_ratio: 4}
+    head:
+      types: {head: {hidden: [0, 1024]}}
+    constraints:                   # optional, cross-choice rules
+      - non_decreasing_width
+      - total_depth: {min: 4, max: 20}
+
+Block parameters may be given by their name or by a family's alias (``mlp_ratio``,
+``expand``, ``se_ratio``, ``head_dim``, ``btn_ratio``), which the space turns into exact widths.
+Parameters not listed take the family's default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from archsearch.errors import SpaceError
+
+Scalar = bool | int | float | str
+ParamChoices = dict[str, Scalar | list[Scalar]]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class LayerOptionsModel(_Strict):
+    types: dict[str, ParamChoices] = Field(min_length=1)
+    width: list[int] | None = None
+
+    @field_validator("width")
+    @classmethod
+    def _positive(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(x < 1 for x in v)):
+            raise ValueError("width must be a non-empty list of positive integers")
+        return v
+
+
+class DepthRange(_Strict):
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+
+class StageModel(_Strict):
+    name: str | None = None
+    depth: list[int] | DepthRange
+    width: list[int] = Field(min_length=1)
+    downsample: LayerOptionsModel | None = None
+    shared: bool = False
+    types: dict[str, ParamChoices] = Field(min_length=1)
+
+    @field_validator("depth")
+    @classmethod
+    def _depths(cls, v: list[int] | DepthRange) -> list[int] | DepthRange:
+        values = list(range(v.min, v.max + 1)) if isinstance(v, DepthRange) else v
+        if not values or any(d < 1 for d in values):
+            raise ValueError("depth must list positive integers (or give min <= max)")
+        return v
+
+    @field_validator("width")
+    @classmethod
+    def _widths(cls, v: list[int]) -> list[int]:
+        if any(x < 1 for x in v):
+            raise ValueError("width must list positive integers")
+        return v
+
+    def depth_choices(self) -> list[int]:
+        if isinstance(self.depth, DepthRange):
+            return list(range(self.depth.min, self.depth.max + 1))
+        return list(self.depth)
+
+
+class SpaceModel(_Strict):
+    name: str
+    description: str = ""
+    input_shape: list[int] = Field(default=[3, 224, 224], min_length=3, max_length=3)
+    num_classes: int = Field(default=1000, ge=1)
+    stem: LayerOptionsModel
+    stages: list[StageModel] = Field(min_length=1)
+    head: LayerOptionsModel
+    constraints: list[str | dict[str, Any]] = []
+
+
+_KEYS = sorted(
+    {f for m in (SpaceModel, StageModel, LayerOptionsModel, DepthRange) for f in m.model_fields}
+)
+
+
+def node_line(root: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at ``path`` (or of its deepest existing ancestor)."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            found = None
+            for k, v in node.value:
+                if k.value == str(key):
+                    found = v
+                    line = k.start_mark.line + 1
+                    break
+            if found is None:
+                return line
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            if key >= len(node.value):
+                return line
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+class SourceMap:
+    """Where each value of a parsed YAML document came from, for ``file:line`` messages."""
+
+    def __init__(self, source: str, root: yaml.Node | None) -> None:
+        self.source = source
+        self.root = root
+
+    def where(self, path: tuple[Any, ...]) -> str:
+        line = node_line(self.root, path)
+        return f"{self.source}:{line}" if line else self.source
+
+
+def format_path(path: tuple[Any, ...]) -> str:
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out or "(top level)"
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
+    """The part of a pydantic error location that exists in ``data``; True if it was cut.
+
+    Pydantic appends the names of union members (``list[int]``, ``DepthRange``) to locations;
+    they are not keys of the document.
+    """
+    path: list[Any] = []
+    node = data
+    for key in loc:
+        in_dict = isinstance(node, dict) and key in node
+        in_list = isinstance(node, list) and isinstance(key, int) and key < len(node)
+        if in_dict or in_list:
+            node = node[key]
+        else:
+            return tuple(path), True
+        path.append(key)
+    return tuple(path), False
+
+
+def parse_space_yaml(text: str, source: str) -> tuple[SpaceModel, SourceMap]:
+    """Parses and schema-validates a space file.
+
+    Raises:
+        SpaceError: a YAML syntax error or a schema violation, as ``source:line: message``.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpaceError(f"{source}{line}: YAML syntax error: {problem}") from None
+    smap = SourceMap(source, root)
+    if not isinstance(data, dict):
+        raise SpaceError(f"{source}: a space file must be a mapping (name, stem, stages, head)")
+    try:
+        model = SpaceModel.model_validate(data)
+    except ValidationError as e:
+        # An unknown key is usually the typo behind the other errors: report it first.
+        errors = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
+        err = errors[0]
+        loc, cut = _data_path(data, err["loc"])
+        value = err.get("input")
+        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        if err["type"] == "missing":
+            msg, shown = f"missing required key {err['loc'][-1]!r}", ""
+        elif err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            close = difflib.get_close_matches(key, _KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see the space schema"
+            msg = f"unknown key {key!r}; {hint}"
+            shown = ""
+        elif cut:
+            msg = "expected one of the allowed forms (see the space schema)"
+        else:
+            msg = err["msg"]
+        more = "" if len(errors) == 1 else f" (and {len(errors) - 1} more problem(s))"
+        raise SpaceError(f"{smap.where(loc)}: {format_path(loc)}: {msg}{shown}{more}") from None
+    return model, smap

@@ -1,0 +1,68 @@
+"""Non-dominated sorting, crowding distance and the first front, against brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from archsearch.pareto import (
+    crowding_distance,
+    non_dominated_ranks,
+    pareto_front_mask,
+    to_minimisation,
+)
+
+values = st.tuples(st.integers(1, 40), st.integers(1, 3)).flatmap(
+    lambda shape: arrays(np.float64, shape, elements=st.integers(0, 6).map(float))
+)
+
+
+def dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.all(a <= b) and np.any(a < b))
+
+
+def brute_ranks(v: np.ndarray) -> list[int]:
+    remaining = set(range(len(v)))
+    ranks = [0] * len(v)
+    r = 0
+    while remaining:
+        front = {i for i in remaining if not any(dominates(v[j], v[i]) for j in remaining)}
+        for i in front:
+            ranks[i] = r
+        remaining -= front
+        r += 1
+    return ranks
+
+
+@given(v=values)
+def test_ranks_match_brute_force(v: np.ndarray) -> None:
+    assert non_dominated_ranks(v).tolist() == brute_ranks(v)
+
+
+@given(v=values)
+def test_front_mask_matches_rank_zero(v: np.ndarray) -> None:
+    assert pareto_front_mask(v).tolist() == (non_dominated_ranks(v) == 0).tolist()
+
+
+def test_nan_rows_rank_last_and_never_on_front() -> None:
+    v = np.array([[1.0, 2.0], [np.nan, 0.0], [2.0, 1.0], [3.0, 3.0]])
+    ranks = non_dominated_ranks(v)
+    assert ranks.tolist() == [0, 2, 0, 1]
+    assert pareto_front_mask(v).tolist() == [True, False, True, False]
+
+
+def test_directions() -> None:
+    v = to_minimisation([[1, 5], [2, 9]], ["min", "max"])
+    assert v.tolist() == [[1, -5], [2, -9]]
+    assert pareto_front_mask(v).tolist() == [True, True]
+    assert to_minimisation([[np.nan, 1]], ["min", "min"])[0, 0] == np.inf
+
+
+def test_crowding_distance() -> None:
+    v = np.array([[0.0, 4.0], [1.0, 3.0], [3.0, 1.0], [4.0, 0.0]])
+    d = crowding_distance(v)
+    assert np.isinf(d[0]) and np.isinf(d[3])
+    assert d[1] == (3 - 0) / 4 + (4 - 1) / 4
+    assert d[2] == (4 - 1) / 4 + (3 - 0) / 4

@@ -1,0 +1,40 @@
+"""The README is the user's manual: its Quick start commands and Python example must work."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archsearch.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def section_blocks(title: str) -> list[str]:
+    section = README.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(?:\w+)?\n(.*?)```", section, flags=re.S)
+
+
+def test_quick_start_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # commands name files of the repository
+    monkeypatch.setenv("ARCHSEARCH_DB", f"sqlite:///{tmp_path / 'readme.db'}")
+    commands = [line for line in section_blocks("Quick start")[0].splitlines() if line.strip()]
+    assert commands[0].startswith("archsearch run --space hybrid --budget 1GFLOP")
+    runner = CliRunner()
+    for line in commands:
+        argv = shlex.split(line, comments=True)
+        assert argv[0] == "archsearch", line
+        result = runner.invoke(app, argv[1:])
+        assert result.exit_code == 0, f"{line}\n{result.stderr}"
+
+
+def test_python_example() -> None:
+    code = section_blocks("Quick start")[1]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert "arch" in namespace

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint pytest bench bench-latency clean
+.PHONY: install run test lint pytest bench bench-latency bench-deepmad clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(STAMP)
 
 bench-latency: $(STAMP)
 	$(BIN)/python benchmarks/latency_lut.py
+
+bench-deepmad: $(STAMP)
+	$(BIN)/python benchmarks/deepmad.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -52,6 +52,34 @@ class Expr:
                 f"{', '.join(sorted(allowed))}"
             )
 
+    def upper_bounds(self) -> dict[str, float] | None:
+        """``{metric: bound}`` when the expression is a conjunction of ``metric <= number``
+        (or ``<``, or ``number >= metric``) comparisons, else None.
+
+        Solvers that model metrics (DeepMAD's program) read constraints through this.
+        """
+        parts = (
+            self.tree.values
+            if isinstance(self.tree, ast.BoolOp) and isinstance(self.tree.op, ast.And)
+            else [self.tree]
+        )
+        out: dict[str, float] = {}
+        for part in parts:
+            if not (isinstance(part, ast.Compare) and len(part.ops) == 1):
+                return None
+            left, op, right = part.left, part.ops[0], part.comparators[0]
+            if isinstance(op, ast.Gt | ast.GtE):
+                left, right = right, left
+            elif not isinstance(op, ast.Lt | ast.LtE):
+                return None
+            if not isinstance(left, ast.Name):
+                return None
+            value = _number(right)
+            if value is None:
+                return None
+            out[left.id] = min(value, out.get(left.id, math.inf))
+        return out
+
     def evaluate(self, values: Mapping[str, float]) -> bool:
         """The expression's truth on ``values``; a comparison with NaN is false."""
         return bool(_eval(self.tree, values))
@@ -85,6 +113,15 @@ def parse_expr(text: str, *, what: str = "--where") -> Expr:
         if isinstance(node, ast.Name):
             node.id = node.id.replace(_AT, "@")
     return Expr(text, tree)
+
+
+def _number(node: ast.expr) -> float | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _number(node.operand)
+        return None if inner is None else -inner
+    return None
 
 
 def _validate(node: ast.AST, text: str, what: str) -> None:

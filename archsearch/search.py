@@ -305,7 +305,15 @@ def optimize(
     strategy = search.strategy
     for ev in search.evaluators:
         ev.bind(store)
-    strategy.setup(Problem(search.space, search.objectives, search.gate))
+    strategy.setup(
+        Problem(
+            search.space,
+            search.objectives,
+            search.gate,
+            budget=search.budget,
+            constraints=search.constraints,
+        )
+    )
     prior: dict[str, StoredTrial] = {}
     if run_id is not None:
         prior = {t.digest: t for t in store.trials(run_id, states=("complete", "failed"))}

@@ -67,3 +67,19 @@ def test_sql_uses_bound_parameters() -> None:
     text = str(sql)
     assert "600000000" not in text and "?" in text  # values are parameters, never pasted
     assert sorted(sql.params.values()) == [0.5, 1000.0, 600000000.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "bounds"),
+    [
+        ("rho <= 0.3", {"rho": 0.3}),
+        ("rho < 0.3 and latency@cpu <= 5 and rho <= 0.2", {"rho": 0.2, "latency@cpu": 5.0}),
+        ("0.5 >= rho", {"rho": 0.5}),
+        ("params < 5M", {"params": 5e6}),
+        ("rho <= 0.3 or macs < 1G", None),
+        ("rho >= 0.1", None),
+        ("not rho > 0.3", None),
+    ],
+)
+def test_upper_bounds(text: str, bounds: dict[str, float] | None) -> None:
+    assert parse_expr(text, what="--constraint").upper_bounds() == bounds

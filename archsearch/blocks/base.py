@@ -204,14 +204,17 @@ class Alias:
     Attributes:
         name: The alias as written in a space file.
         target: The parameter it sets.
-        resolve: ``(in_channels, out_channels, value) -> target value``.
+        resolve: ``(base, out_channels, value) -> target value``, where ``base`` is the
+            block's in_channels, or the resolved parameter named by ``of``.
         doc: One line for the user.
+        of: The parameter the ratio applies to, if not in_channels (e.g. ``hidden``).
     """
 
     name: str
     target: str
     resolve: Callable[[int, int, float], int]
     doc: str = ""
+    of: str | None = None
 
 
 class BlockFamily(ABC):

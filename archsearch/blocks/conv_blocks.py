@@ -96,6 +96,13 @@ class MBConv(BlockFamily):
             lambda cin, cout, r: ratio_of(cin, r) if r > 0 else 0,
             "squeeze width/in_channels, 0 for none",
         ),
+        Alias(
+            "se_hidden_ratio",
+            "se",
+            lambda hidden, cout, r: max(8, 8 * int(hidden * r // 8)) if r > 0 else 0,
+            "squeeze width/hidden, floored to a multiple of 8 (TinyNAS), 0 for none",
+            of="hidden",
+        ),
     )
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:

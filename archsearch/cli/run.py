@@ -81,6 +81,10 @@ def run(
         list[str] | None,
         typer.Option(help='Filter before evaluation, e.g. "rho <= 0.5" (cost or cheap metrics).'),
     ] = None,
+    rho: Annotated[
+        float | None,
+        typer.Option(help="DeepMAD's effectiveness bound: the same as --constraint 'rho <= X'."),
+    ] = None,
     trials: Annotated[
         int | None, typer.Option(help="Trials to store in the run. (default: 2000)")
     ] = None,
@@ -144,6 +148,7 @@ def run(
             "--objectives": objectives,
             "--score": score,
             "--constraint": constraint,
+            "--rho": rho,
             "--seed": seed,
             "--batch-size": batch_size,
             "--option": option,
@@ -175,6 +180,10 @@ def run(
         dev = device or "cpu"
         DEVICES.get(dev)  # an unknown device is named as such, with the list
         constraints = list(constraint or [])
+        if rho is not None:
+            if not rho > 0:
+                raise UserError(f"--rho: {rho} must be a positive number, e.g. --rho 0.3")
+            constraints.append(f"rho <= {rho!r}")
         if latency is not None:
             constraints.append(f"latency@{dev} <= {parse_latency(latency)!r}")
         search = configure(
@@ -201,6 +210,9 @@ def run(
     for digest in outcome.dropped_init:
         err_console.print(f"note: initial candidate {digest[:12]} broke a constraint; skipped")
     _report(store, search, outcome, top, fmt)
+    solution = getattr(search.strategy, "solution", None)
+    if solution is not None and fmt is Format.table:
+        _report_design(solution)
     if measure_top:
         _measure_front(store, search, outcome, measure_top, device, device_option, fmt)
 
@@ -248,6 +260,59 @@ def _measure_front(
         fmt,
         title=f"front of run {outcome.run_id} timed on {dev.name} [{dev.key}]",
     )
+
+
+def _report_design(solution: Any) -> None:
+    """The network a solver designed: its stages, score, costs and the bounds that bind."""
+    from rich.table import Table
+
+    from archsearch.cost import count, format_si
+
+    if not solution.archs:
+        return
+    arch = solution.archs[0]
+    cost = count(arch)
+    stages = Table(title=f"designed network {arch.digest[:12]}", caption=flop_caption())
+    for c in ("stage", "blocks", "type", "width", "parameters of the first block"):
+        stages.add_column(
+            c, justify="left" if c in ("type", "parameters of the first block") else "right"
+        )
+    stages.add_row("stem", "1", arch.stem.type, str(arch.stem.out_channels), _params(arch.stem))
+    for i, st in enumerate(arch.stages):
+        b = st.blocks[0]
+        stages.add_row(f"s{i + 1}", str(st.depth), b.type, str(st.width), _params(b))
+    stages.add_row("head", "1", arch.head.type, str(arch.head.out_channels), _params(arch.head))
+    console.print(stages)
+    bounds = Table(
+        title="bounds at the design (sensitivity: d(score) / d(log bound) of the program)"
+    )
+    for c in ("metric", "value", "bound", "binding", "sensitivity"):
+        bounds.add_column(c, justify="right")
+    for b in solution.bindings:
+        bounds.add_row(
+            b.metric,
+            f"{b.value:.4g}",
+            f"{b.bound:.4g}",
+            "yes" if b.binding else "no",
+            "-" if b.sensitivity is None else f"{b.sensitivity:.4g}",
+        )
+    console.print(bounds)
+    from archsearch.evaluators.entropy import deepmad_entropy
+
+    stats = deepmad_entropy(arch)
+    console.print(
+        f"deepmad: entropy {stats.score:.1f} (objective {solution.scores[0]:.1f} after the depth "
+        f"penalty), rho {stats.rho:.4f}, {format_si(cost.macs)}FLOPs, "
+        f"{format_si(cost.params)} params; {solution.programs_solved} convex programs in "
+        f"{solution.solve_seconds:.1f}s; {len(solution.archs)} design(s) proposed"
+    )
+    for note in solution.notes:
+        err_console.print(f"note: {note}", soft_wrap=True)
+
+
+def _params(block: Any) -> str:
+    skip = {"act", "norm", "bias", "distill", "pool", "prenorm", "final_act", "layer_scale"}
+    return ", ".join(f"{k}={v}" for k, v in block.params.items() if k not in skip)
 
 
 def _run_with_progress(store: Store, search: Search, run_id: int | None) -> Outcome:

@@ -1,7 +1,8 @@
 """Search strategies behind ask/tell, in the :data:`STRATEGIES` registry.
 
-Built in: ``random`` and ``evolution`` (regularized evolution for one objective, NSGA-II for
-several). Plugins register more through the entry-point group ``archsearch.strategies``.
+Built in: ``random``, ``evolution`` (regularized evolution for one objective, NSGA-II for
+several) and ``deepmad`` (DeepMAD's mathematical program, solved with cvxpy). Plugins
+register more through the entry-point group ``archsearch.strategies``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from archsearch.solvers.base import (
     always_feasible,
     parse_objectives,
 )
+from archsearch.solvers.deepmad import DeepMAD
 from archsearch.solvers.evolution import Evolution
 from archsearch.solvers.random_search import RandomSearch
 
 STRATEGIES: Registry[type[Strategy]] = Registry(
     "strategy", entry_point_group="archsearch.strategies"
 )
-for _s in (RandomSearch, Evolution):
+for _s in (RandomSearch, Evolution, DeepMAD):
     STRATEGIES.register(_s.name, _s)
 
 
@@ -35,6 +37,7 @@ def create_strategy(name: str, /, **options: Any) -> Strategy:
 
 __all__ = [
     "STRATEGIES",
+    "DeepMAD",
     "Evolution",
     "Objective",
     "Problem",

@@ -22,8 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from archsearch.cost.units import Budget
 from archsearch.errors import UserError
 from archsearch.evaluators import Direction, known_metrics
+from archsearch.expr import Expr
 from archsearch.spaces import Space
 from archsearch.spec import Architecture
 
@@ -83,11 +85,16 @@ class Problem:
         space: The search space; candidates must be its members.
         objectives: The metrics and directions, in order.
         feasible: A cheap, pure test (the budget) every proposed candidate must pass.
+        budget: The bounds on MACs and parameters that ``feasible`` applies, for strategies
+            that model them (DeepMAD's program); ``feasible`` stays the final word.
+        constraints: The run's constraint expressions, likewise.
     """
 
     space: Space
     objectives: tuple[Objective, ...]
     feasible: Callable[[Architecture], bool] = field(default=always_feasible)
+    budget: Budget = field(default_factory=Budget)
+    constraints: tuple[Expr, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,9 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
+    samples: ClassVar[bool] = True
+    """True for strategies that keep proposing members for as long as they are asked; False
+    for solvers that design a few networks from the problem's budget and then stop (DeepMAD)."""
 
     def __init__(
         self,

@@ -72,6 +72,7 @@ class Evolution(Strategy):
         self.mutation_prob = mutation_prob
         # one objective: (value to minimise, arch), oldest first
         self._aging: deque[tuple[float, Architecture]] = deque(maxlen=population)
+        self._sampling_missed = False
         # several objectives: parents and the children told since the last survival
         self._parents: list[tuple[np.ndarray, Architecture]] = []
         self._children: list[tuple[np.ndarray, Architecture]] = []
@@ -95,11 +96,20 @@ class Evolution(Strategy):
 
     def propose(self, n: int) -> list[Architecture]:
         out: list[Architecture] = []
-        while len(out) < n and self.n_asked + len(out) < self.population:
+        while (
+            len(out) < n
+            and self.n_asked + len(out) < self.population
+            and not self._sampling_missed
+        ):
             arch = self._propose(lambda: self.space.sample(self.rng))
             if arch is None:
-                return out
+                # Random members miss the budget (a small budget in a large space): grow the
+                # population by mutating the members found so far (e.g. ``init``) instead.
+                self._sampling_missed = True
+                break
             out.append(arch)
+        if self._sampling_missed and not self._has_parents():
+            return out  # nothing to mutate yet: the next ask, after a tell, will have parents
         if len(out) < n:
             if not self._has_parents():
                 # Every result so far failed or was NaN: keep exploring at random.

@@ -20,6 +20,13 @@ A space file looks like this (the built-in ``hybrid.yaml`` is a full example)::
         types:
           convnext: {kernel: [3, 7], mlp_ratio: [2, 4]}
           mhsa: {heads: [2, 4], mlp_ratio: 4}
+      - name: s2
+        depth: {min: 1, max: 12}
+        width: {min: 64, max: 512, step: 8}   # an integer range: 64, 72, ..., 512
+        first: {stride: 2}         # fixed parameters of the stage's first block only
+        shared: true
+        types:
+          bottleneck: {kernel: [3, 5], hidden: {min: 16, max: 256, step: 8}}
     head:
       types: {head: {hidden: [0, 1024]}}
     constraints:                   # optional, cross-choice rules
@@ -37,27 +44,61 @@ import difflib
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from archsearch.errors import SpaceError
 
 Scalar = bool | int | float | str
-ParamChoices = dict[str, Scalar | list[Scalar]]
+MAX_RANGE = 10_000
+"""The most values an integer range ``{min, max, step}`` may hold."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False)
 
 
+class IntRange(_Strict):
+    """An integer range ``{min: 8, max: 2048, step: 8}``: every value from min to max by step."""
+
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+    step: int = Field(default=1, ge=1)
+
+    def values(self) -> list[int]:
+        return list(range(self.min, self.max + 1, self.step))
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IntRange:
+        if self.max < self.min:
+            raise ValueError(f"range min {self.min} is above max {self.max}")
+        if len(range(self.min, self.max + 1, self.step)) > MAX_RANGE:
+            raise ValueError(f"a range holds at most {MAX_RANGE} values; raise its step")
+        return self
+
+
+ParamChoices = dict[str, Scalar | list[Scalar] | IntRange]
+
+
+def widths_of(v: list[int] | IntRange) -> list[int]:
+    return v.values() if isinstance(v, IntRange) else list(v)
+
+
 class LayerOptionsModel(_Strict):
     types: dict[str, ParamChoices] = Field(min_length=1)
-    width: list[int] | None = None
+    width: list[int] | IntRange | None = None
 
     @field_validator("width")
     @classmethod
-    def _positive(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and (not v or any(x < 1 for x in v)):
-            raise ValueError("width must be a non-empty list of positive integers")
+    def _positive(cls, v: list[int] | IntRange | None) -> list[int] | IntRange | None:
+        if v is not None and (not widths_of(v) or any(x < 1 for x in widths_of(v))):
+            raise ValueError("width must be a non-empty list (or range) of positive integers")
         return v
 
 
@@ -69,9 +110,10 @@ class DepthRange(_Strict):
 class StageModel(_Strict):
     name: str | None = None
     depth: list[int] | DepthRange
-    width: list[int] = Field(min_length=1)
+    width: list[int] | IntRange
     downsample: LayerOptionsModel | None = None
     shared: bool = False
+    first: dict[str, Scalar] = {}
     types: dict[str, ParamChoices] = Field(min_length=1)
 
     @field_validator("depth")
@@ -84,9 +126,9 @@ class StageModel(_Strict):
 
     @field_validator("width")
     @classmethod
-    def _widths(cls, v: list[int]) -> list[int]:
-        if any(x < 1 for x in v):
-            raise ValueError("width must list positive integers")
+    def _widths(cls, v: list[int] | IntRange) -> list[int] | IntRange:
+        if not widths_of(v) or any(x < 1 for x in widths_of(v)):
+            raise ValueError("width must list positive integers (or give a range of them)")
         return v
 
     def depth_choices(self) -> list[int]:
@@ -107,7 +149,11 @@ class SpaceModel(_Strict):
 
 
 _KEYS = sorted(
-    {f for m in (SpaceModel, StageModel, LayerOptionsModel, DepthRange) for f in m.model_fields}
+    {
+        f
+        for m in (SpaceModel, StageModel, LayerOptionsModel, DepthRange, IntRange)
+        for f in m.model_fields
+    }
 )
 
 
@@ -168,10 +214,29 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
         in_list = isinstance(node, list) and isinstance(key, int) and key < len(node)
         if in_dict or in_list:
             node = node[key]
+        elif isinstance(key, str) and ("list[" in key or "Range" in key):
+            continue  # the union member the error is about, not a key of the document
         else:
             return tuple(path), True
         path.append(key)
     return tuple(path), False
+
+
+def _same_form(data: Any, loc: tuple[Any, ...]) -> bool:
+    """False for an error about a union member of another form than the value written.
+
+    A width may be a list or a ``{min, max, step}`` range: an error about the list form of a
+    value written as a range (or the other way round) is noise.
+    """
+    node = data
+    for key in loc:
+        if isinstance(key, str) and (key.startswith("list[") or "Range" in key):
+            return isinstance(node, list) == key.startswith("list[")
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return True
+    return True
 
 
 def parse_space_yaml(text: str, source: str) -> tuple[SpaceModel, SourceMap]:
@@ -195,7 +260,10 @@ def parse_space_yaml(text: str, source: str) -> tuple[SpaceModel, SourceMap]:
         model = SpaceModel.model_validate(data)
     except ValidationError as e:
         # An unknown key is usually the typo behind the other errors: report it first.
-        errors = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
+        errors = sorted(
+            [x for x in e.errors() if _same_form(data, x["loc"])] or e.errors(),
+            key=lambda x: x["type"] != "extra_forbidden",
+        )
         err = errors[0]
         loc, cut = _data_path(data, err["loc"])
         value = err.get("input")

@@ -35,7 +35,14 @@ from archsearch.blocks import Role, Shape, get_block
 from archsearch.errors import NotInSpaceError, SpaceError, SpecError, UnknownNameError, UserError
 from archsearch.registry import check_kwargs
 from archsearch.spaces.constraints import CONSTRAINTS, Constraint, Draft
-from archsearch.spaces.schema import LayerOptionsModel, SourceMap, SpaceModel, parse_space_yaml
+from archsearch.spaces.schema import (
+    IntRange,
+    LayerOptionsModel,
+    SourceMap,
+    SpaceModel,
+    parse_space_yaml,
+    widths_of,
+)
 from archsearch.spec import Architecture, Block, Params, Stage
 
 Assignment = dict[str, Any]
@@ -102,6 +109,8 @@ class StageOptions:
     downsample: LayerOptions | None
     blocks: LayerOptions
     shared: bool
+    first: tuple[tuple[str, Any], ...] = ()
+    """Fixed parameters of the stage's first block (e.g. its stride), over its choices."""
 
 
 @lru_cache(maxsize=65536)
@@ -115,12 +124,17 @@ def _resolve(
     """A slot's chosen values as block parameters, aliases (e.g. ``expand``) resolved."""
     family = get_block(block_type)
     params: dict[str, Any] = {}
+    later = []
     for n, v in chosen.items():
         alias = family.alias(n)
         if alias is None:
             params[n] = v
-        else:
+        elif alias.of is None:
             params[alias.target] = alias.resolve(c_in, out, v)
+        else:
+            later.append((alias, v))
+    for alias, v in later:  # ratios of another parameter, once that one is resolved
+        params[alias.target] = alias.resolve(int(params[str(alias.of)]), out, v)
     return tuple(sorted(params.items()))
 
 
@@ -247,12 +261,18 @@ class Space:
         return value
 
     def _make(
-        self, opts: LayerOptions, prefix: str, a: Mapping[str, Any], out: int, c_in: int
+        self,
+        opts: LayerOptions,
+        prefix: str,
+        a: Mapping[str, Any],
+        out: int,
+        c_in: int,
+        fixed: tuple[tuple[str, Any], ...] = (),
     ) -> Block:
         t = self._value(a, f"{prefix}.type")
         chosen = {n: self._value(a, f"{prefix}.{t}.{n}") for n in opts.types[t]}
         try:
-            return _block(t, out, _resolve(t, chosen, c_in, out))
+            return _block(t, out, _with(_resolve(t, chosen, c_in, out), fixed))
         except SpecError as e:
             raise NotInSpaceError(f"{prefix}: {e}") from None
 
@@ -272,7 +292,8 @@ class Space:
             blocks = []
             for j in range(depth):
                 prefix = so.name if so.shared else f"{so.name}.b{j}"
-                blocks.append(self._make(so.blocks, prefix, a, width, cur))
+                fixed = so.first if j == 0 else ()
+                blocks.append(self._make(so.blocks, prefix, a, width, cur, fixed))
                 cur = width
             stages.append(Stage(tuple(blocks), ds))
         head = self._make(self.head, "head", a, self.num_classes, cur)
@@ -372,7 +393,8 @@ class Space:
                 a[label] = block.params[n]
                 continue
             target = block.params[alias.target]
-            match = [v for v in values if alias.resolve(c_in, block.out_channels, v) == target]
+            base = c_in if alias.of is None else int(block.params[alias.of])
+            match = [v for v in values if alias.resolve(base, block.out_channels, v) == target]
             if not match:
                 raise NotInSpaceError(
                     f"{path} ({block.type}): {alias.target}={target!r} matches no {n} in "
@@ -411,9 +433,18 @@ class Space:
         """
         r = _rng(rng, seed)
         last = ""
-        for _ in range(self.max_tries):
+        ordered = any(c.name == "non_decreasing_width" for c in self.constraints)
+        for i in range(self.max_tries):
+            start: Assignment = {}
+            if ordered and i >= 100:
+                # Many stages with long width ranges are rarely drawn in order (5 stages: 1 in
+                # 120); after 100 misses, draw each stage's width from those >= the last one.
+                prev = 0
+                for so in self.stages:
+                    wider = [w for w in so.widths if w >= prev] or list(so.widths)
+                    prev = start[f"{so.name}.width"] = r.choice(wider)
             try:
-                return self.decode(self._lazy({}, r))
+                return self.decode(self._lazy(start, r))
             except NotInSpaceError as e:
                 last = str(e)
         raise SpaceError(
@@ -469,14 +500,16 @@ class Space:
 
     # -- enumeration -------------------------------------------------------------------
 
-    def _layer_blocks(self, opts: LayerOptions, c_in: int, out: int) -> Iterator[Block]:
+    def _layer_blocks(
+        self, opts: LayerOptions, c_in: int, out: int, fixed: tuple[tuple[str, Any], ...] = ()
+    ) -> Iterator[Block]:
         """Every block one slot can hold, for a given input and output width."""
         for t, params in opts.types.items():
             names = list(params)
             for values in itertools.product(*(params[n] for n in names)):
                 chosen = dict(zip(names, values, strict=True))
                 try:
-                    yield _block(t, out, _resolve(t, chosen, c_in, out))
+                    yield _block(t, out, _with(_resolve(t, chosen, c_in, out), fixed))
                 except SpecError:
                     continue
 
@@ -516,14 +549,15 @@ class Space:
             outs: set[Shape] = set()
             for depth in range(1, max(so.depths) + 1):
                 following: set[tuple[Shape, int]] = set()
+                fixed = so.first if depth == 1 else ()
                 for shape, w in sorted(current):
-                    for b in self._layer_blocks(so.blocks, shape[0], w):
+                    for b in self._layer_blocks(so.blocks, shape[0], w, fixed):
                         out = place(b, shape)
                         if out is not None:
                             following.add((out, w))
                 if depth in so.depths or following == current:
                     outs |= {s for s, _ in following}
-                if following == current:
+                if following == current and (depth > 1 or not so.first):
                     break  # a fixed point: deeper slots add no new block or shape
                 current = following
             shapes = outs
@@ -563,7 +597,7 @@ class Space:
         """A summary for ``archsearch spaces show``."""
 
         def layer(opts: LayerOptions) -> dict[str, Any]:
-            return {t: {n: list(v) for n, v in p.items()} for t, p in opts.types.items()}
+            return {t: {n: _compact(v) for n, v in p.items()} for t, p in opts.types.items()}
 
         return {
             "name": self.name,
@@ -574,10 +608,11 @@ class Space:
             "stages": [
                 {
                     "name": so.name,
-                    "depth": list(so.depths),
-                    "width": list(so.widths),
+                    "depth": _compact(so.depths),
+                    "width": _compact(so.widths),
                     "downsample": layer(so.downsample) if so.downsample else None,
                     "shared": so.shared,
+                    **({"first": dict(so.first)} if so.first else {}),
                     "types": layer(so.blocks),
                 }
                 for so in self.stages
@@ -586,6 +621,55 @@ class Space:
             "constraints": [c.describe() for c in self.constraints],
             "choices": len(self.choices()),
         }
+
+
+def _with(
+    params: tuple[tuple[str, Any], ...], fixed: tuple[tuple[str, Any], ...]
+) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted({**dict(params), **dict(fixed)}.items())) if fixed else params
+
+
+def _compact(values: tuple[Any, ...]) -> Any:
+    """A long arithmetic progression of integers as ``{min, max, step}``, else a list."""
+    v = list(values)
+    if len(v) > 8 and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+        step = v[1] - v[0]
+        if step > 0 and all(b - a == step for a, b in itertools.pairwise(v)):
+            return {"min": v[0], "max": v[-1], "step": step}
+    return v
+
+
+def _first(
+    raw: Mapping[str, Any],
+    types: Mapping[str, Mapping[str, Any]],
+    smap: SourceMap,
+    path: tuple[Any, ...],
+) -> tuple[tuple[str, Any], ...]:
+    """Validates a stage's ``first`` overrides: a parameter of every type, not a choice."""
+    out: dict[str, Any] = {}
+    for n, v in raw.items():
+        where = smap.where((*path, "first", n))
+        for t, listed in types.items():
+            try:
+                family = get_block(t)
+            except UnknownNameError:
+                continue  # reported with its line where the stage's types are read
+            try:
+                param = family.param(n)
+            except KeyError:
+                raise SpaceError(
+                    f"{where}: first.{n}: block type {t!r} of this stage has no parameter {n!r}"
+                ) from None
+            if n in listed or any(getattr(family.alias(m), "target", None) == n for m in listed):
+                raise SpaceError(
+                    f"{where}: first.{n} fixes a parameter that {t!r} also lists as a choice; "
+                    "remove one of them"
+                )
+            try:
+                out[n] = param.coerce(v, t)
+            except ValueError as e:
+                raise SpaceError(f"{where}: first: {e}") from None
+    return tuple(sorted(out.items()))
 
 
 class _Lazy(dict[str, Any]):
@@ -637,7 +721,10 @@ def _from_model(model: SpaceModel, smap: SourceMap, text: str) -> Space:
             resolved: dict[str, tuple[Any, ...]] = {}
             for n, raw in params.items():
                 pwhere = smap.where((*path, "types", t, n))
-                values = tuple(raw) if isinstance(raw, list) else (raw,)
+                if isinstance(raw, IntRange):
+                    values: tuple[Any, ...] = tuple(raw.values())
+                else:
+                    values = tuple(raw) if isinstance(raw, list) else (raw,)
                 if not values:
                     raise SpaceError(f"{pwhere}: {t}.{n}: give at least one value")
                 alias = family.alias(n)
@@ -645,6 +732,14 @@ def _from_model(model: SpaceModel, smap: SourceMap, text: str) -> Space:
                     if alias.target in params:
                         raise SpaceError(
                             f"{pwhere}: {t}: give {n!r} or {alias.target!r}, not both"
+                        )
+                    if alias.of is not None and not any(
+                        m == alias.of or getattr(family.alias(m), "target", None) == alias.of
+                        for m in params
+                    ):
+                        raise SpaceError(
+                            f"{pwhere}: {t}.{n} is a ratio of {alias.of!r}; give {alias.of!r} "
+                            "choices too"
                         )
                     for v in values:
                         if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
@@ -668,7 +763,7 @@ def _from_model(model: SpaceModel, smap: SourceMap, text: str) -> Space:
                     raise SpaceError(f"{pwhere}: {t}.{n} lists a value twice: {list(values)}")
                 resolved[n] = values
             types[t] = resolved
-        widths = tuple(opts.width) if opts.width is not None else None
+        widths = tuple(widths_of(opts.width)) if opts.width is not None else None
         return LayerOptions(role, types, widths)
 
     stages = []
@@ -690,7 +785,8 @@ def _from_model(model: SpaceModel, smap: SourceMap, text: str) -> Space:
             StageOptions(
                 name=name,
                 depths=tuple(sm.depth_choices()),
-                widths=tuple(sm.width),
+                widths=tuple(widths_of(sm.width)),
+                first=_first(sm.first, sm.types, smap, ("stages", i)),
                 downsample=layer(sm.downsample, "downsample", ("stages", i, "downsample"))
                 if sm.downsample
                 else None,

@@ -241,7 +241,7 @@ def test_pareto_with_zoo(done_run: tuple[str, int]) -> None:
 
 def test_spaces_and_blocks() -> None:
     code, out, _ = invoke("spaces", "list", "-f", "json")
-    assert code == 0 and json.loads(out)[0]["name"] == "hybrid"
+    assert code == 0 and [r["name"] for r in json.loads(out)] == ["convnet", "hybrid", "mbconv"]
     code, out, _ = invoke("spaces", "show", "hybrid")
     doc = yaml.safe_load(out)
     assert [s["name"] for s in doc["stages"]] == ["s1", "s2", "s3", "s4"]
@@ -273,7 +273,16 @@ def test_resume(sqlite_url: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "--space", "nope"], "unknown space 'nope'; choose one of: hybrid"),
+        (["run", "--space", "nope"], "unknown space 'nope'; choose one of: convnet, hybrid"),
+        (["run", "--space", "hybrid", "--rho", "-1"], "--rho: -1.0 must be a positive number"),
+        (
+            ["run", "--space", "convnet", "--strategy", "deepmad", "--budget", "1MFLOP"],
+            "--budget/--constraint: infeasible: macs <= 1M: the smallest member",
+        ),
+        (
+            ["run", "--space", "convnet", "--strategy", "deepmad", "--objectives", "macs:min"],
+            "the deepmad strategy maximises DeepMAD's entropy",
+        ),
         (
             ["run", "--space", "hybrid", "--budget", "1GFLOPZ"],
             "--budget: '1GFLOPZ' is not a budget; write e.g. 1GFLOP",
@@ -380,3 +389,15 @@ def test_installed_command_smoke(tmp_path: Path) -> None:
         [sys.executable, "-m", "archsearch", "--help"], capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 0 and "run" in r.stdout
+
+
+def test_run_deepmad_prints_the_design_and_its_bounds(sqlite_url: str) -> None:
+    code, out, err = invoke(
+        "run", "--space", "hybrid", "--strategy", "deepmad", "--budget", "1GFLOP",
+        "--rho", "0.6", "-O", "starts=1", "-O", "polish=200", db=sqlite_url,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "designed network" in out and "sensitivity" in out
+    assert "deepmad: entropy" in out and "convex programs" in out
+    (run,) = Store(sqlite_url).list_runs()
+    assert run.config.strategy == "deepmad" and run.config.constraints == ["rho <= 0.6"]

@@ -303,3 +303,85 @@ def test_block_options_cover_every_member(hybrid: Space) -> None:
 
         for layer in zoo.get(name).layers:
             assert (layer.block, layer.in_shape) in options, (name, layer.path)
+
+
+RANGES = """\
+name: ranges
+input_shape: [3, 64, 64]
+num_classes: 10
+stem:
+  width: {min: 16, max: 32, step: 8}
+  types: {conv_bn_act: {kernel: 3, stride: 2}}
+stages:
+  - depth: {min: 1, max: 3}
+    width: {min: 16, max: 64, step: 8}
+    first: {stride: 2}
+    shared: true
+    types:
+      mbconv: {kernel: [3, 5], hidden: {min: 16, max: 128, step: 16}, se_hidden_ratio: 0.25}
+head: {types: {head: {hidden: 0}}}
+"""
+
+
+def test_ranges_first_overrides_and_hidden_ratios(tmp_path: Path) -> None:
+    path = tmp_path / "ranges.yaml"
+    path.write_text(RANGES)
+    space = load_space(str(path))
+    assert space.stages[0].widths == tuple(range(16, 65, 8))
+    assert space.describe()["stages"][0]["types"]["mbconv"]["hidden"] == [
+        16,
+        32,
+        48,
+        64,
+        80,
+        96,
+        112,
+        128,
+    ]
+    assert space.describe()["stages"][0]["first"] == {"stride": 2}
+    for seed in range(40):
+        arch = space.sample(seed=seed)
+        blocks = arch.stages[0].blocks
+        assert blocks[0].params["stride"] == 2
+        assert all(b.params["stride"] == 1 for b in blocks[1:])
+        for b in blocks:
+            assert b.params["se"] == max(8, 8 * (b.params["hidden"] // 32))
+        assert space.contains(arch)
+        mutated = space.mutate(arch, seed)
+        assert space.contains(mutated)
+    # The first block's stride is part of membership: a stride-1 first block is not a member.
+    arch = space.sample(seed=0)
+    data = arch.to_dict()
+    data["stages"][0]["blocks"][0]["params"]["stride"] = 1
+    other = Architecture.from_dict(data)
+    assert "stride=1 differs from the space's value 2" in space.contains(other).reason
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("{min: 16, max: 64, step: 8}", "{min: 64, max: 16}"), "range min 64 is above max 16"),
+        (("first: {stride: 2}", "first: {strid: 2}"), "has no parameter 'strid'"),
+        (("first: {stride: 2}", "first: {kernel: 3}"), "also lists as a choice"),
+        (("first: {stride: 2}", "first: {stride: 3}"), "'stride'=3 is not allowed"),
+        (("hidden: {min: 16, max: 128, step: 16}, ", ""), "is a ratio of 'hidden'"),
+        (("max: 64, step: 8}", "max: 640000, step: 1}"), "at most 10000 values"),
+    ],
+)
+def test_range_and_first_errors(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
+    old, new = edit
+    assert old in RANGES
+    path = tmp_path / "ranges.yaml"
+    path.write_text(RANGES.replace(old, new, 1))
+    with pytest.raises(SpaceError, match=message):
+        load_space(str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "fixture"), [("convnet", "deepmad_r50.yaml"), ("mbconv", "deepmad_29m.yaml")]
+)
+def test_deepmad_spaces_contain_the_released_networks(name: str, fixture: str) -> None:
+    space = load_space(name)
+    arch = Architecture.load(Path(__file__).parents[1] / "fixtures" / fixture)
+    assert space.contains(arch)
+    assert space.encode(arch)[f"{space.stages[0].name}.depth"] == arch.stages[0].depth

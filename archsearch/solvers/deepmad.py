@@ -30,12 +30,15 @@ written a second time. In ``z``:
   convex-concave procedure (Yuille & Rangarajan 2003; Lipp & Boyd 2016), i.e. a sequence of
   concave quadratic programs that each linearise ``(u + v)^2`` at the previous point (a
   minorant, so the objective never decreases);
-* for fixed widths the problem in continuous depths is convex too: objective, costs and
-  ``E_e`` are affine in ``d``, ``L log L`` is convex (``-entr``) and the penalty is
-  ``exp`` of a norm.
+* widths and depths then move together by trust-region sequential convex programming in
+  ``z`` and ``t = log(d - 1)``: costs stay exact and convex (``(d - 1) exp(a . z) =
+  exp(t + a . z)``), entropy and rho are linearised in a box, and a step is kept only when an
+  exact merit (objective less a price on rho violation) improves. (Alternating a widths step
+  with a depths step, each convex, stalls where the budget binds: neither can trade width for
+  depth alone.)
 
-The strategy alternates the two convex steps (block-coordinate ascent), rounds the depths, solves
-the widths again, rounds to the space's legal values and repairs exactly: every candidate is
+The strategy solves the widths at the start's depths, runs the joint step, rounds the depths,
+solves the widths again, rounds to the space's legal values and repairs exactly: every candidate is
 decoded by the space and checked with the exact cost model and entropy (``count``,
 ``deepmad_entropy``), so rounding never breaks a constraint. A discrete local search on the
 exact model (one grid step of a width, one block of depth, or a pair of opposite steps) polishes
@@ -168,7 +171,6 @@ class Encoding:
         self.space = space
         self.slots: list[Slot] = []
         self.layer_keys: dict[str, LayerKey] = {}
-        first = space.stages[0]
         if space.stem.widths:
             self.stem_slot = self._slot("stem.width", space.stem.widths, ("stem.width",))
         else:
@@ -191,7 +193,6 @@ class Encoding:
             self._layer(so.name, prefixes, i, so.blocks.types)
         self._layer("head", ("head",), None, space.head.types)
         self.depth_choices = [tuple(so.depths) for so in space.stages]
-        del first
 
     def _slot(self, name: str, values: Sequence[int], labels: tuple[str, ...]) -> int:
         self.slots.append(Slot(name, tuple(sorted(values)), labels))
@@ -317,6 +318,10 @@ class Encoding:
             prev = ws
         place("head", "head", None, False, prev, _const(sp.num_classes))
         return out
+
+    def log_values(self, design: Design) -> np.ndarray:
+        """The design's widths as the program's variables (natural logs)."""
+        return np.log([float(v) for v in self.mid_values(design)])
 
     def mid_values(self, design: Design) -> list[int]:
         return [s.grid[v] for s, v in zip(self.slots, design.values, strict=True)]
@@ -583,8 +588,6 @@ class Program:
         *,
         penalty: float,
         penalty_stages: int,
-        non_decreasing: bool,
-        total_depth: tuple[int | None, int | None],
     ) -> None:
         self.m = model
         self.bounds = bounds
@@ -592,8 +595,8 @@ class Program:
         S = len(model.enc.space.stages)
         k = S if penalty_stages <= 0 else min(penalty_stages, S)
         self.pen_idx = list(range(S - k, S))
-        self.non_decreasing = non_decreasing
-        self.total_depth = total_depth
+        constraints = model.enc.space.constraints
+        self.non_decreasing = any(c.name == "non_decreasing_width" for c in constraints)
         self.chan = model.channel_affine()
 
     def _check(self, prob: cp.Problem, what: str) -> bool:
@@ -711,8 +714,8 @@ class Program:
             dL[:, s] = L2 - L1
         return E1, D, L1, dL
 
-    def _jacobians(self, z: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """d(E_e)/dz (rows e) and d(E_e)/d(d_s) at (z, d), from the affine pieces."""
+    def _jacobian_z(self, d: np.ndarray) -> np.ndarray:
+        """d(E_e)/dz (rows e) at depths ``d``; d(E_e)/d(d_s) is ``D`` of :meth:`_pieces`."""
         m = self.m
         S = len(d)
         E1a, _ = m.entropy_affine(np.ones(S))
@@ -722,9 +725,7 @@ class Program:
             two[s] = 2.0
             E2a, _ = m.entropy_affine(two)
             Jz += (d[s] - 1.0) * (E2a[:, 1:] - E1a[:, 1:])
-        E1, D, _, _ = self._pieces(z)
-        del E1
-        return Jz, D
+        return Jz
 
     def _penalty_grad(self, d: np.ndarray) -> np.ndarray:
         g = np.zeros(len(d))
@@ -821,7 +822,7 @@ class Program:
             u = self.chan[:, 0] + self.chan[:, 1:] @ z
             E1, D, L1, dL = self._pieces(z)
             E = E1 + D @ (d - 1)
-            Jz, Jd = self._jacobians(z, d)
+            Jz, Jd = self._jacobian_z(d), D
             grad_z = self.chan[:, 1:].T @ (alphas * E) + Jz.T @ (alphas * u)
             grad_d = Jd.T @ (alphas * u) - self._penalty_grad(d)
             zk.value, tk.value = z, t
@@ -1042,20 +1043,17 @@ class DeepMAD(Strategy):
         for k in other:
             if not k.startswith("latency@"):
                 notes.append(f"constraint on {k} is not modelled; the exact check enforces it")
-        non_decreasing = any(c.name == "non_decreasing_width" for c in space.constraints)
-        total = next((c for c in space.constraints if c.name == "total_depth"), None)
-        total_depth = (getattr(total, "min", None), getattr(total, "max", None))
         rng = random.Random(self.seed)
         designs = self._starts(enc, rng)
         results: list[tuple[float, Design, Architecture, Program]] = []
         first_failure: str | None = None
         failures: list[str] = []
         work = Bounds(dict(bounds.values))
-        for attempt in range(6):
+        for _ in range(6):
             results = []
             for design in designs:
                 try:
-                    out = self._solve_from(enc, design, work, non_decreasing, total_depth)
+                    out = self._solve_from(enc, design, work)
                 except SolverFailure as e:
                     failures.append(str(e))
                     continue
@@ -1076,7 +1074,6 @@ class DeepMAD(Strategy):
                 f"latency bound not met at {format_si(int(macs))}FLOPs; solving again with "
                 f"MACs <= {format_si(int(work.values['macs']))}FLOP"
             )
-            del attempt
         if not results and failures and first_failure is None:
             raise SolverFailure(f"{failures[0]} (from every one of {self.starts} starts)")
         if not results:
@@ -1118,23 +1115,8 @@ class DeepMAD(Strategy):
             out.append(Design(options, depths, values))
         return out
 
-    def _program(
-        self,
-        enc: Encoding,
-        design: Design,
-        bounds: Bounds,
-        non_decreasing: bool,
-        total_depth: tuple[int | None, int | None],
-    ) -> Program:
-        model = build_model(enc, design, self.alpha)
-        return Program(
-            model,
-            bounds,
-            penalty=self.penalty,
-            penalty_stages=self.penalty_stages,
-            non_decreasing=non_decreasing,
-            total_depth=total_depth,
-        )
+    def _program(self, model: Model, bounds: Bounds) -> Program:
+        return Program(model, bounds, penalty=self.penalty, penalty_stages=self.penalty_stages)
 
     def _continuous(
         self, prog: Program, z: np.ndarray, depths: Depths
@@ -1163,16 +1145,10 @@ class DeepMAD(Strategy):
         return ws.z, di
 
     def _solve_from(
-        self,
-        enc: Encoding,
-        design: Design,
-        bounds: Bounds,
-        non_decreasing: bool,
-        total_depth: tuple[int | None, int | None],
+        self, enc: Encoding, design: Design, bounds: Bounds
     ) -> tuple[float, Design, Architecture, Program] | str:
-        prog = self._program(enc, design, bounds, non_decreasing, total_depth)
-        z0 = np.array([math.log(s.grid[v]) for s, v in zip(enc.slots, design.values, strict=True)])
-        cont = self._continuous(prog, z0, design.depths)
+        prog = self._program(build_model(enc, design, self.alpha), bounds)
+        cont = self._continuous(prog, enc.log_values(design), design.depths)
         if cont is None:
             return "the program is infeasible at the smallest depths"
         best = self._round(enc, prog, design, cont[0], cont[1], bounds)
@@ -1182,12 +1158,9 @@ class DeepMAD(Strategy):
         for _ in range(self.option_rounds):
             improved = False
             for alt in self._promising(enc, prog, best, bounds):
-                alt_prog = self._program(enc, alt, bounds, non_decreasing, total_depth)
-                z = np.array(
-                    [math.log(s.grid[v]) for s, v in zip(enc.slots, alt.values, strict=True)]
-                )
+                alt_prog = self._program(build_model(enc, alt, self.alpha), bounds)
                 try:
-                    c = self._continuous(alt_prog, z, alt.depths)
+                    c = self._continuous(alt_prog, enc.log_values(alt), alt.depths)
                 except SolverFailure:
                     continue  # an alternative the solver cannot handle is not taken
                 if c is None:
@@ -1314,9 +1287,8 @@ class DeepMAD(Strategy):
                 for _ in range(20):
                     if not self._violation(metrics, bounds):
                         break
-                    moves = [m for m in self._moves(enc, fixed, down_only=True)]
                     scored = []
-                    for mv in moves:
+                    for mv in self._moves(enc, fixed, down_only=True):
                         a2, m2 = self._exact(enc, mv)
                         if a2 is not None:
                             scored.append((self._violation(m2, bounds), -m2["entropy"], mv))
@@ -1337,15 +1309,7 @@ class DeepMAD(Strategy):
         self, enc: Encoding, design: Design, prog: Program, bounds: Bounds, work: Bounds
     ) -> list[Binding]:
         _, metrics = self._exact(enc, design)
-        z = np.array([math.log(s.grid[v]) for s, v in zip(enc.slots, design.values, strict=True)])
-        step = Program(
-            prog.m,
-            work,
-            penalty=prog.penalty,
-            penalty_stages=self.penalty_stages,
-            non_decreasing=prog.non_decreasing,
-            total_depth=prog.total_depth,
-        ).width_step(design.depths, z)
+        step = self._program(prog.m, work).width_step(design.depths, enc.log_values(design))
         self._programs += 1
         duals = step.duals if step is not None else {}
         out = []

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint pytest bench bench-latency bench-deepmad clean
+.PHONY: install run test lint pytest bench bench-latency bench-deepmad bench-proxy clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench-latency: $(STAMP)
 
 bench-deepmad: $(STAMP)
 	$(BIN)/python benchmarks/deepmad.py
+
+FASHION_MNIST ?= ../shared/data/fashion-mnist
+bench-proxy: $(STAMP)
+	$(BIN)/python benchmarks/proxy_ranking.py --data $(FASHION_MNIST)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

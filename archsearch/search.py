@@ -20,12 +20,31 @@ from archsearch.cost import Budget, count, format_si
 from archsearch.db import RunConfig, Store, StoredTrial, TrialRecord, worker_id
 from archsearch.db.models import utcnow
 from archsearch.errors import BudgetError, UserError
-from archsearch.evaluators import EVALUATORS, Evaluator, evaluator_for, known_metrics
+from archsearch.evaluators import (
+    COST_METRICS,
+    EVALUATORS,
+    Evaluator,
+    evaluator_for,
+    known_metrics,
+)
 from archsearch.expr import Expr, parse_expr
-from archsearch.solvers import Objective, Problem, Result, Strategy, create_strategy
+from archsearch.solvers import (
+    STRATEGIES,
+    Objective,
+    Problem,
+    Result,
+    Strategy,
+    create_strategy,
+)
 from archsearch.solvers.base import parse_objectives
 from archsearch.spaces import Space
 from archsearch.spec import Architecture
+
+DEFAULT_SCORE = "naswot"
+"""The score a search optimises when neither objectives nor scores are given: the cheap score
+that ranked architectures best by trained accuracy in ``benchmarks/proxy_ranking.py`` (see the
+README's Scores section), ahead of DeepMAD's entropy."""
+DEFAULT_OBJECTIVE = f"{DEFAULT_SCORE}:max"
 
 
 class Gate:
@@ -149,7 +168,7 @@ def configure(
     space: Space,
     strategy: str = "evolution",
     strategy_options: dict[str, Any] | None = None,
-    objectives: str | Sequence[str] = "entropy:max",
+    objectives: str | Sequence[str] | None = None,
     scores: Sequence[str] = (),
     budget: Budget | None = None,
     constraints: Sequence[str] = (),
@@ -166,8 +185,12 @@ def configure(
         space: The search space.
         strategy: A registered strategy name.
         strategy_options: Keyword options of the strategy (``seed`` is set from ``seed``).
-        objectives: ``"metric:dir,..."``; the evaluators computing them are added.
-        scores: Evaluators to run in addition (their metrics are stored).
+        objectives: ``"metric:dir,..."``; the evaluators computing them are added. None:
+            the first metric of the first score, in its direction (``train`` ->
+            ``accuracy:max``), else the strategy's own objective (deepmad: ``entropy:max``),
+            else :data:`DEFAULT_OBJECTIVE` (``naswot:max``).
+        scores: Evaluators to run (their metrics are stored); cost metrics (``params``,
+            ``macs``, ``activations``) are accepted and always stored.
         budget: Bounds on MACs and parameters.
         constraints: Expressions over cost metrics and cheap evaluators' metrics.
         n_trials: Trials to store in total (None: until the time limit or exhaustion).
@@ -178,8 +201,22 @@ def configure(
             be members of the space, and those over the budget are skipped with a note.
         evaluator_options: Options per evaluator name, e.g. ``{"latency@cpu": {"threads": 2}}``.
     """
+    costs = {m.name for m in COST_METRICS}
+    names = [n for n in dict.fromkeys(scores) if n not in costs]
+    for n in names:
+        EVALUATORS.get(n)  # an unknown score is named, with the list, before anything runs
+    if objectives is None:
+        first = next(iter(dict.fromkeys(scores)), None)
+        if first is None:
+            objectives = STRATEGIES.get(strategy).objective or DEFAULT_OBJECTIVE
+        else:
+            metric = (
+                next(m for m in COST_METRICS if m.name == first)
+                if first in costs
+                else EVALUATORS.get(first).metrics[0]
+            )
+            objectives = f"{metric.name}:{metric.direction}"
     objs = parse_objectives(objectives)
-    names = list(dict.fromkeys([*scores]))
     for o in objs:
         ev = evaluator_for(o.name)
         if ev is not None and ev not in names:
@@ -259,6 +296,11 @@ def resolve_init(refs: Sequence[str]) -> list[tuple[str, Architecture]]:
 
 def from_run(config: RunConfig) -> Search:
     """Rebuilds the :class:`Search` a stored run was started with."""
+    if config.strategy == "evaluate":
+        raise UserError(
+            "--resume: that run records `archsearch evaluate` scores, not a search; start a "
+            "new run instead"
+        )
     space = Space.from_yaml(config.space_yaml, source=f"<run space {config.space}>")
     return Search(
         space=space,

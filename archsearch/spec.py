@@ -358,6 +358,23 @@ class Architecture:
         except SpecError as e:
             raise SpecError(f"{p}: {e}") from None
 
+    def with_input(
+        self, input_shape: Shape | None = None, num_classes: int | None = None
+    ) -> Architecture:
+        """The same blocks for another input shape and/or number of classes.
+
+        Used to train or probe a network at a dataset's resolution: the head's classifier
+        follows ``num_classes``; every other block keeps its parameters, and shape rules are
+        checked again (a window or reduction too large for the new size raises SpecError).
+        The result is a different spec, with its own digest.
+        """
+        shape = tuple(input_shape) if input_shape is not None else self.input_shape
+        classes = num_classes if num_classes is not None else self.num_classes
+        if shape == self.input_shape and classes == self.num_classes:
+            return self
+        head = Block(self.head.type, classes, self.head.params)
+        return Architecture(self.stem, self.stages, head, shape, classes)  # type: ignore[arg-type]
+
     def build(self) -> nn.Module:
         """Shorthand for :func:`archsearch.build`."""
         from archsearch.build import build

@@ -16,6 +16,8 @@ from archsearch.search import configure, from_run, optimize
 from archsearch.spaces import Space
 from archsearch.spec import Architecture
 
+ENTROPY = "entropy:max"  # fast and torch-free: these tests are about the driver, not the score
+
 
 class Flaky(Evaluator):
     """A test evaluator: NaN for some, an exception for others, Ctrl-C after a number of calls."""
@@ -51,6 +53,7 @@ def test_budget_never_broken_and_no_duplicates(sqlite_url: str, hybrid: Space) -
     store = Store(sqlite_url)
     search = configure(
         space=hybrid,
+        objectives="entropy:max",
         budget=Budget(macs=600_000_000, params=6_000_000),
         constraints=["rho <= 0.5"],
         n_trials=300,
@@ -69,7 +72,10 @@ def test_deterministic_under_seed(sqlite_url: str, hybrid: Space) -> None:
     store = Store(sqlite_url)
     digests = []
     for _ in range(2):
-        out = optimize(store, configure(space=hybrid, budget=Budget(macs=10**9), n_trials=100))
+        out = optimize(
+            store,
+            configure(space=hybrid, objectives=ENTROPY, budget=Budget(macs=10**9), n_trials=100),
+        )
         digests.append([t.digest for t in store.trials(out.run_id)])
     assert digests[0] == digests[1]
 
@@ -120,7 +126,10 @@ def test_interrupt_keeps_finished_trials_and_resume_matches_uninterrupted(
 def test_budget_no_member_meets_is_reported_without_a_run(sqlite_url: str, hybrid: Space) -> None:
     store = Store(sqlite_url)
     search = configure(
-        space=hybrid, budget=Budget(macs=1_000_000), strategy_options={"max_tries": 300}
+        space=hybrid,
+        objectives=ENTROPY,
+        budget=Budget(macs=1_000_000),
+        strategy_options={"max_tries": 300},
     )
     with pytest.raises(
         BudgetError,
@@ -133,7 +142,9 @@ def test_budget_no_member_meets_is_reported_without_a_run(sqlite_url: str, hybri
 
 def test_time_limit_and_exhaustion(sqlite_url: str, hybrid: Space) -> None:
     store = Store(sqlite_url)
-    out = optimize(store, configure(space=hybrid, n_trials=None, time_limit=0.5))
+    out = optimize(
+        store, configure(space=hybrid, objectives=ENTROPY, n_trials=None, time_limit=0.5)
+    )
     assert out.reason == "time limit" and out.trials > 0
 
 
@@ -142,8 +153,8 @@ def test_configure_validates(hybrid: Space) -> None:
         configure(space=hybrid, n_trials=0)
     with pytest.raises(UserError, match="unknown metric 'acc'"):
         configure(space=hybrid, constraints=["acc > 0.5"])
-    with pytest.raises(UserError, match="unknown evaluator 'zen'"):
-        configure(space=hybrid, scores=["zen"])
+    with pytest.raises(UserError, match="unknown evaluator 'zenn'; choose one of: .*zen"):
+        configure(space=hybrid, scores=["zenn"])
 
 
 def test_constraints_on_expensive_metrics_are_refused(hybrid: Space, flaky: None) -> None:
@@ -157,6 +168,7 @@ def test_resume_replays_init_candidates(sqlite_url: str, hybrid: Space) -> None:
     def search(n: int):  # type: ignore[no-untyped-def]
         return configure(
             space=hybrid,
+            objectives=ENTROPY,
             budget=Budget(macs=1_300_000_000),
             n_trials=n,
             batch_size=8,
@@ -176,3 +188,28 @@ def test_resume_replays_init_candidates(sqlite_url: str, hybrid: Space) -> None:
     from archsearch import zoo
 
     assert digests[:2] == [zoo.get("tinyvit_5m").digest, zoo.get("efficientformer_l1").digest]
+
+
+def test_the_objective_defaults_to_the_first_score() -> None:
+    from archsearch.search import DEFAULT_OBJECTIVE, configure
+    from archsearch.spaces import load_space
+    from tests.conftest import FIXTURES
+
+    space = load_space(str(FIXTURES / "tiny_space.yaml"))
+    assert [str(o) for o in configure(space=space).objectives] == [DEFAULT_OBJECTIVE]
+    s = configure(space=space, scores=["synflow", "entropy"])
+    assert [str(o) for o in s.objectives] == ["synflow:max"]
+    assert [e.name for e in s.evaluators] == ["synflow", "entropy"]
+    s = configure(space=space, scores=["params", "zen"])  # a cost metric: always stored
+    assert [str(o) for o in s.objectives] == ["params:min"]
+    assert [e.name for e in s.evaluators] == ["zen"]
+    s = configure(space=space, scores=["zen"], objectives="macs:min,entropy:max")
+    assert [e.name for e in s.evaluators] == ["zen", "entropy"]
+
+
+def test_a_strategy_with_its_own_objective_keeps_it() -> None:
+    from archsearch.search import configure
+    from archsearch.spaces import load_space
+
+    s = configure(space=load_space("convnet"), strategy="deepmad")
+    assert [str(o) for o in s.objectives] == ["entropy:max"]

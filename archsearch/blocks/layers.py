@@ -6,9 +6,35 @@ counting, the space machinery, the store and the CLI's read-only commands stay t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+_RESIDUAL: ContextVar[bool] = ContextVar("archsearch_residual", default=True)
+
+
+@contextmanager
+def no_residual() -> Iterator[None]:
+    """Within this context every block computes without its residual links (shortcuts).
+
+    Zen-NAS (Lin et al., ICCV 2021) scores a network with its residual links removed; the
+    blocks' ``forward`` methods read this flag through :func:`skip`, so one built module serves
+    both. The flag is a context variable: other threads and tasks are not affected.
+    """
+    token = _RESIDUAL.set(False)
+    try:
+        yield
+    finally:
+        _RESIDUAL.reset(token)
+
+
+def skip(x: Tensor) -> Tensor:
+    """A residual link's contribution: ``x``, or zero inside :func:`no_residual`."""
+    return x if _RESIDUAL.get() else torch.zeros_like(x)
 
 
 def make_act(name: str) -> nn.Module:
@@ -190,8 +216,8 @@ class TransformerBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
         t = x.flatten(2).transpose(1, 2)
-        t = t + self.ls1(self.attn(self.norm1(t), (h, w)))
-        t = t + self.ls2(self.mlp(self.norm2(t), (h, w)))
+        t = skip(t) + self.ls1(self.attn(self.norm1(t), (h, w)))
+        t = skip(t) + self.ls2(self.mlp(self.norm2(t), (h, w)))
         return t.transpose(1, 2).reshape(b, c, h, w)
 
 
@@ -253,8 +279,8 @@ class MetaBlock3d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
         t = x.flatten(2).transpose(1, 2)
-        t = t + self.ls1(self.attn(self.norm1(t)))
-        t = t + self.ls2(self.mlp(self.norm2(t), (h, w)))
+        t = skip(t) + self.ls1(self.attn(self.norm1(t)))
+        t = skip(t) + self.ls2(self.mlp(self.norm2(t), (h, w)))
         return t.transpose(1, 2).reshape(b, c, h, w)
 
 
@@ -281,10 +307,10 @@ class TinyViTBlock(nn.Module):
         y = y.reshape(b, nh, ws, nw, ws, c).transpose(2, 3).reshape(b * nh * nw, ws * ws, c)
         y = self.attn(self.attn_norm(y))
         y = y.view(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, ph, pw, c)[:, :h, :w]
-        x = (t + y).permute(0, 3, 1, 2)
+        x = (skip(t) + y).permute(0, 3, 1, 2)
         x = self.local_conv(x)
         t = x.flatten(2).transpose(1, 2)
-        t = t + self.mlp(self.mlp_norm(t), (h, w))
+        t = skip(t) + self.mlp(self.mlp_norm(t), (h, w))
         return t.transpose(1, 2).reshape(b, c, h, w)
 
 
@@ -334,8 +360,8 @@ class NextConvBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.patch_embed(x)
-        x = x + self.mhca(x)
-        return x + self.mlp(self.norm(x))
+        x = skip(x) + self.mhca(x)
+        return skip(x) + self.mlp(self.norm(x))
 
 
 class EfficientAttention(nn.Module):
@@ -390,10 +416,10 @@ class NextTransformerBlock(nn.Module):
         x = self.patch_embed(x)
         b, c, h, w = x.shape
         out = self.e_mhsa(self.norm1(x).flatten(2).transpose(1, 2))
-        x = x + out.transpose(1, 2).reshape(b, c, h, w)
+        x = skip(x) + out.transpose(1, 2).reshape(b, c, h, w)
         out = self.projection(x)
-        x = torch.cat([x, out + self.mhca(out)], dim=1)
-        return x + self.mlp(self.norm2(x))
+        x = torch.cat([x, skip(out) + self.mhca(out)], dim=1)
+        return skip(x) + self.mlp(self.norm2(x))
 
 
 class QuickGELU(nn.Module):
@@ -480,8 +506,8 @@ class CvTBlock(nn.Module):
         att = F.scaled_dot_product_attention(
             split(self.proj_q(q)), split(self.proj_k(k)), split(self.proj_v(v)), scale=self.scale
         )
-        t = t + self.proj(att.transpose(1, 2).reshape(b, -1, c))
-        t = t + self.mlp(self.norm2(t))
+        t = skip(t) + self.proj(att.transpose(1, 2).reshape(b, -1, c))
+        t = skip(t) + self.mlp(self.norm2(t))
         if self.cls:
             return t.transpose(1, 2).unsqueeze(-1)
         return t.transpose(1, 2).reshape(b, c, h, w)
@@ -522,7 +548,7 @@ class Residual(nn.Module):
         self.act = make_act(act)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.body(x) + self.shortcut(x))
+        return self.act(self.body(x) + skip(self.shortcut(x)))
 
 
 class ConvNeXtBlock(nn.Module):
@@ -540,7 +566,7 @@ class ConvNeXtBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self.dwconv(x).permute(0, 2, 3, 1)
         y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
-        return x + self.gamma(y).permute(0, 3, 1, 2)
+        return skip(x) + self.gamma(y).permute(0, 3, 1, 2)
 
 
 class PoolMixer(nn.Module):
@@ -580,8 +606,8 @@ class MetaFormerBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.ls1(self.mixer(self.norm1(x)))
-        return x + self.ls2(self.mlp(self.norm2(x)))
+        x = skip(x) + self.ls1(self.mixer(self.norm1(x)))
+        return skip(x) + self.ls2(self.mlp(self.norm2(x)))
 
 
 class Head(nn.Module):

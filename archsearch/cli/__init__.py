@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from archsearch.cli import db, latency, spaces, zoo
+from archsearch.cli import db, evaluate, latency, spaces, zoo
 from archsearch.cli.common import handle_errors
 from archsearch.cli.results import count, pareto, runs, show
 from archsearch.cli.run import run
@@ -26,6 +26,8 @@ app.command()(runs)
 app.command()(pareto)
 app.command()(show)
 app.command()(count)
+app.command()(evaluate.evaluate)
+app.command()(evaluate.evaluators)
 app.command()(handle_errors(spaces.blocks))
 app.add_typer(spaces.app, name="spaces")
 app.command()(latency.devices)

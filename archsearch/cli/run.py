@@ -18,20 +18,30 @@ from archsearch.cli.common import (
     flop_caption,
     handle_errors,
 )
+from archsearch.cli.evaluate import (
+    DataOption,
+    EpochsOption,
+    ProxyBatchOption,
+    ProxyInputOption,
+    ScoreOption,
+    ScoreOptionOption,
+    StepsOption,
+    score_options,
+    split_names,
+)
 from archsearch.cost import BUDGET_EXAMPLES, FLOP_CONVENTION, Budget
 from archsearch.cost.devices import DEVICES
 from archsearch.cost.latency import parse_latency
 from archsearch.db import Store, display_url
 from archsearch.errors import UserError
-from archsearch.search import Outcome, Search, configure, from_run, optimize
+from archsearch.search import DEFAULT_OBJECTIVE, Outcome, Search, configure, from_run, optimize
 from archsearch.search import Progress as SearchProgress
 from archsearch.solvers import STRATEGIES
 from archsearch.spaces import load_space
 
 DEFAULTS: dict[str, Any] = {
     "strategy": "evolution",
-    "objectives": "entropy:max",
-    "trials": 2000,
+    "trials": 1000,
     "seed": 0,
     "batch_size": 32,
 }
@@ -71,12 +81,16 @@ def run(
         str | None,
         typer.Option(
             help="Metrics to optimise, e.g. entropy:max or macs:min,entropy:max. "
-            "(default: entropy:max)"
+            f"(default: the first --score's metric, else {DEFAULT_OBJECTIVE})"
         ),
     ] = None,
-    score: Annotated[
-        list[str] | None, typer.Option(help="Extra evaluator(s) whose scores are stored.")
-    ] = None,
+    score: ScoreOption = None,
+    data: DataOption = None,
+    epochs: EpochsOption = None,
+    steps: StepsOption = None,
+    proxy_input: ProxyInputOption = None,
+    proxy_batch: ProxyBatchOption = None,
+    score_option: ScoreOptionOption = None,
     constraint: Annotated[
         list[str] | None,
         typer.Option(help='Filter before evaluation, e.g. "rho <= 0.5" (cost or cheap metrics).'),
@@ -86,7 +100,7 @@ def run(
         typer.Option(help="DeepMAD's effectiveness bound: the same as --constraint 'rho <= X'."),
     ] = None,
     trials: Annotated[
-        int | None, typer.Option(help="Trials to store in the run. (default: 2000)")
+        int | None, typer.Option(help="Trials to store in the run. (default: 1000)")
     ] = None,
     time_limit: Annotated[
         float | None, typer.Option(help="Stop after this many seconds of search.")
@@ -147,6 +161,12 @@ def run(
             "--strategy": strategy,
             "--objectives": objectives,
             "--score": score,
+            "--data": data,
+            "--epochs": epochs,
+            "--steps": steps,
+            "--proxy-input": proxy_input,
+            "--proxy-batch": proxy_batch,
+            "--score-option": score_option,
             "--constraint": constraint,
             "--rho": rho,
             "--seed": seed,
@@ -186,12 +206,23 @@ def run(
             constraints.append(f"rho <= {rho!r}")
         if latency is not None:
             constraints.append(f"latency@{dev} <= {parse_latency(latency)!r}")
+        scores = split_names(score)
+        options = score_options(
+            scores,
+            data=data,
+            epochs=epochs,
+            steps=steps,
+            proxy_input=proxy_input,
+            proxy_batch=proxy_batch,
+            extra=score_option,
+        )
+        options[f"latency@{dev}"] = parse_options(device_option or [], what="--device-option")
         search = configure(
             space=load_space(space),
             strategy=strategy or DEFAULTS["strategy"],
             strategy_options=parse_options(option or []),
-            objectives=objectives or DEFAULTS["objectives"],
-            scores=score or [],
+            objectives=objectives,
+            scores=scores,
             budget=Budget.parse(budget or []),
             constraints=constraints,
             n_trials=trials if trials is not None else DEFAULTS["trials"],
@@ -199,9 +230,7 @@ def run(
             batch_size=batch_size or DEFAULTS["batch_size"],
             seed=seed if seed is not None else DEFAULTS["seed"],
             init=init or [],
-            evaluator_options={
-                f"latency@{dev}": parse_options(device_option or [], what="--device-option")
-            },
+            evaluator_options=options,
         )
         run_id = None
     for note in search.notes:
@@ -327,6 +356,23 @@ def _run_with_progress(store: Store, search: Search, run_id: int | None) -> Outc
     )
     task = bar.add_task("search", total=search.n_trials, run="", best="-")
     current = {"run": run_id}
+    candidate: dict[str, Any] = {}
+
+    def on_step(label: str, done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        if candidate.get("label") != label:
+            if "task" in candidate:
+                bar.remove_task(candidate["task"])
+            candidate["label"] = label
+            candidate["task"] = bar.add_task(
+                "candidate", total=total, run=f"{current['run'] or '-'} candidate {label}", best=""
+            )
+        bar.update(candidate["task"], completed=done, total=total)
+
+    for ev in search.evaluators:
+        if not ev.cheap:
+            ev.on_step = on_step
 
     def on_progress(p: SearchProgress) -> None:
         if not bar.live.is_started:

@@ -1,8 +1,11 @@
 """Evaluators: scores for architectures, in the :data:`EVALUATORS` registry.
 
-``entropy`` (DeepMAD) and ``latency@<device>`` (look-up-table predictions) are built in; the
-cost metrics ``params``, ``macs`` and ``activations`` are always available. Plugins register
-more through the entry-point group ``archsearch.evaluators``.
+Built in: ``entropy`` (DeepMAD), the zero-cost proxies ``naswot``, ``synflow``, ``grad_norm``,
+``snip``, ``jacob_cov`` and ``zen`` (:mod:`~archsearch.evaluators.proxies`), ``train`` (short
+training on real data, :mod:`~archsearch.evaluators.training`) and ``latency@<device>``
+(look-up-table predictions). The cost metrics ``params``, ``macs`` and ``activations`` are
+always available. Plugins register more through the entry-point group
+``archsearch.evaluators``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,17 @@ from archsearch.errors import UnknownNameError
 from archsearch.evaluators.base import COST_METRICS, Direction, Evaluator, Metric
 from archsearch.evaluators.entropy import Entropy, EntropyStats, deepmad_entropy
 from archsearch.evaluators.latency import Latency, latency_evaluator
+from archsearch.evaluators.proxies import PROXIES, Proxy
+from archsearch.evaluators.training import Train
 from archsearch.registry import Registry
 
 EVALUATORS: Registry[type[Evaluator]] = Registry(
     "evaluator", entry_point_group="archsearch.evaluators"
 )
 EVALUATORS.register(Entropy.name, Entropy)
+for _proxy in PROXIES:
+    EVALUATORS.register(_proxy.name, _proxy)
+EVALUATORS.register(Train.name, Train)
 for _device in ("cpu", "cuda", "onnxruntime"):
     _cls = latency_evaluator(_device)
     EVALUATORS.register(_cls.name, _cls)
@@ -53,6 +61,8 @@ __all__ = [
     "Evaluator",
     "Latency",
     "Metric",
+    "Proxy",
+    "Train",
     "deepmad_entropy",
     "evaluator_for",
     "known_metrics",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -45,6 +45,9 @@ class Evaluator(ABC):
     metrics: ClassVar[tuple[Metric, ...]]
     cheap: ClassVar[bool] = True
     """Analytic or near-instant (True), or needing training/measurement (False)."""
+    on_step: Callable[[str, int, int], None] | None = None
+    """``(candidate label, steps done, total steps)``: set by the CLI to draw a progress bar
+    per candidate; long-running evaluators (training) call it as they go. None: no reports."""
 
     @abstractmethod
     def evaluate(self, archs: Sequence[Architecture]) -> list[dict[str, float]]:
@@ -53,6 +56,14 @@ class Evaluator(ABC):
         Called by the driver with a batch of candidates. Raise only for failures of the whole
         batch; a value that cannot be computed for one architecture should be NaN.
         """
+
+    @classmethod
+    def option_names(cls) -> frozenset[str]:
+        """The keyword options the constructor accepts (for CLI flags and error messages)."""
+        import inspect
+
+        params = inspect.signature(cls.__init__).parameters.values()
+        return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
     def bind(self, store: Store) -> None:
         """Gives the evaluator the run's store; called by the driver before the first use.

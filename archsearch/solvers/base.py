@@ -139,6 +139,9 @@ class Strategy(ABC):
     samples: ClassVar[bool] = True
     """True for strategies that keep proposing members for as long as they are asked; False
     for solvers that design a few networks from the problem's budget and then stop (DeepMAD)."""
+    objective: ClassVar[str | None] = None
+    """The objective a strategy optimises by construction (DeepMAD: ``entropy:max``); a run
+    with this strategy and no objectives or scores uses it instead of the general default."""
 
     def __init__(
         self,

@@ -912,6 +912,7 @@ class DeepMAD(Strategy):
 
     name = "deepmad"
     samples = False
+    objective = "entropy:max"
 
     def __init__(
         self,

@@ -32,6 +32,8 @@ def invoke(*args: str, db: str | None = None) -> tuple[int, str, str]:
 def done_run(sqlite_url: str) -> Iterator[tuple[str, int]]:
     code, out, err = invoke(
         "run",
+        "--score",
+        "entropy",
         "--space",
         "hybrid",
         "--budget",
@@ -50,7 +52,16 @@ def done_run(sqlite_url: str) -> Iterator[tuple[str, int]]:
 def test_run_prints_front_and_run_id(done_run: tuple[str, int]) -> None:
     db, run = done_run
     code, out, _ = invoke(
-        "run", "--space", "hybrid", "--budget", "1GFLOP", "--trials", "40", db=db
+        "run",
+        "--score",
+        "entropy",
+        "--space",
+        "hybrid",
+        "--budget",
+        "1GFLOP",
+        "--trials",
+        "40",
+        db=db,
     )
     assert code == 0
     assert "Pareto front of run 2" in out and "GFLOPs" in out
@@ -61,6 +72,8 @@ def test_run_prints_front_and_run_id(done_run: tuple[str, int]) -> None:
 def test_run_json_output(sqlite_url: str) -> None:
     code, out, _ = invoke(
         "run",
+        "--score",
+        "entropy",
         "--space",
         "hybrid",
         "--budget",
@@ -185,6 +198,8 @@ def test_init_from_the_zoo(sqlite_url: str) -> None:
 
     code, _, err = invoke(
         "run",
+        "--score",
+        "entropy",
         "--space",
         "hybrid",
         "--budget",
@@ -203,6 +218,8 @@ def test_init_from_the_zoo(sqlite_url: str) -> None:
     ]
     code, _, err = invoke(
         "run",
+        "--score",
+        "entropy",
         "--space",
         "hybrid",
         "--budget",
@@ -241,7 +258,12 @@ def test_pareto_with_zoo(done_run: tuple[str, int]) -> None:
 
 def test_spaces_and_blocks() -> None:
     code, out, _ = invoke("spaces", "list", "-f", "json")
-    assert code == 0 and [r["name"] for r in json.loads(out)] == ["convnet", "hybrid", "mbconv"]
+    assert code == 0 and [r["name"] for r in json.loads(out)] == [
+        "convnet",
+        "hybrid",
+        "hybrid-small",
+        "mbconv",
+    ]
     code, out, _ = invoke("spaces", "show", "hybrid")
     doc = yaml.safe_load(out)
     assert [s["name"] for s in doc["stages"]] == ["s1", "s2", "s3", "s4"]
@@ -261,7 +283,7 @@ def test_db_commands(sqlite_url: str) -> None:
 
 
 def test_resume(sqlite_url: str) -> None:
-    args = ("run", "--space", "hybrid", "--budget", "1GFLOP", "--seed", "5")
+    args = ("run", "--score", "entropy", "--space", "hybrid", "--budget", "1GFLOP", "--seed", "5")
     invoke(*args, "--trials", "100", db=sqlite_url)
     invoke(*args, "--trials", "40", db=sqlite_url)
     code, out, _ = invoke("run", "--resume", "2", "--trials", "100", db=sqlite_url)
@@ -347,7 +369,10 @@ def test_ctrl_c_keeps_trials_and_exits_130(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(search_mod, "_evaluate", interrupt_on_fourth_batch)
-    r = runner.invoke(app, ["run", "--space", "hybrid", "--trials", "500", "--db", sqlite_url])
+    r = runner.invoke(
+        app,
+        ["run", "--score", "entropy", "--space", "hybrid", "--trials", "500", "--db", sqlite_url],
+    )
     assert r.exit_code == 130
     assert "interrupted: finished trials are kept in run 1" in r.stderr
     assert "archsearch run --resume 1" in r.stderr

@@ -78,6 +78,8 @@ def test_check_json_and_plot(profiled: str, tmp_path: Path) -> None:
 def test_latency_constrained_run_and_pareto(profiled: str) -> None:
     code, _, err = invoke(
         "run",
+        "--score",
+        "entropy",
         "--space",
         TINY,
         "--latency",

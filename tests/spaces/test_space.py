@@ -385,3 +385,22 @@ def test_deepmad_spaces_contain_the_released_networks(name: str, fixture: str) -
     arch = Architecture.load(Path(__file__).parents[1] / "fixtures" / fixture)
     assert space.contains(arch)
     assert space.encode(arch)[f"{space.stages[0].name}.depth"] == arch.stages[0].depth
+
+
+def test_hybrid_small_members_fit_small_images() -> None:
+    """hybrid-small: 3x32x32, a few to tens of MFLOPs, and every member takes 1x28x28 data."""
+    import torch
+
+    from archsearch.cost import count
+
+    space = load_space("hybrid-small")
+    assert space.name in list_spaces() and space.input_shape == (3, 32, 32)
+    macs = []
+    for seed in range(60):
+        arch = space.sample(seed=seed)
+        assert space.contains(arch)
+        macs.append(count(arch).macs)
+        arch.with_input((1, 28, 28), 10)  # raises if a window or reduction does not fit
+    assert min(macs) > 2e6 and max(macs) < 60e6
+    model = space.sample(seed=0).with_input((1, 28, 28), 10).build()
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

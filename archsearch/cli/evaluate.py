@@ -1,0 +1,305 @@
+"""``archsearch evaluators`` and ``evaluate``, and the score options ``run`` shares with them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from archsearch.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    emit,
+    err_console,
+    flop_caption,
+    handle_errors,
+)
+from archsearch.cost import count
+from archsearch.errors import UserError
+from archsearch.evaluators import COST_METRICS, EVALUATORS, Evaluator
+
+ScoreOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Score(s), comma-separated or repeated: naswot (the default), entropy, synflow, "
+        "grad_norm, snip, jacob_cov, zen, train, params, macs (see `archsearch evaluators`); "
+        "without --objectives the first one is optimised.",
+    ),
+]
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Dataset of train (and of the proxies' batch): idx:DIR (MNIST-format), npz:FILE "
+        "(arrays x, y) or folder:DIR (a sub-folder per class)."
+    ),
+]
+EpochsOption = Annotated[
+    float | None, typer.Option(help="train: epochs per candidate. (default: 1)")
+]
+StepsOption = Annotated[
+    int | None, typer.Option(help="train: stop each candidate after this many steps.")
+]
+ProxyInputOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Proxies: input CxHxW of the proxy pass, e.g. 3x64x64 (default: the space's)."
+    ),
+]
+ProxyBatchOption = Annotated[
+    int | None, typer.Option(help="Proxies: images per proxy pass. (default: 32)")
+]
+ScoreOptionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--score-option",
+        "-S",
+        help="Score option name=value, e.g. lr=0.001, train_size=10000, seed=1; given to "
+        "every score that takes it.",
+    ),
+]
+
+
+def split_names(items: list[str] | None) -> list[str]:
+    """``["naswot,zen", "train"]`` -> ``["naswot", "zen", "train"]`` (order kept, no repeats)."""
+    out = [n.strip() for item in items or [] for n in item.split(",") if n.strip()]
+    return list(dict.fromkeys(out))
+
+
+def score_options(
+    names: list[str],
+    *,
+    data: str | None = None,
+    epochs: float | None = None,
+    steps: int | None = None,
+    proxy_input: str | None = None,
+    proxy_batch: int | None = None,
+    extra: list[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Options per score from the CLI's flags; a flag no chosen score takes is refused."""
+    from archsearch.cli.run import parse_options
+
+    given: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "data": data,
+            "epochs": epochs,
+            "steps": steps,
+            "input": proxy_input,
+            "batch": proxy_batch,
+        }.items()
+        if v is not None
+    }
+    given.update(parse_options(extra or [], what="--score-option"))
+    flags = {"input": "--proxy-input", "batch": "--proxy-batch", "epochs": "--epochs"}
+    classes = {n: EVALUATORS.get(n) for n in names if n not in {m.name for m in COST_METRICS}}
+    out: dict[str, dict[str, Any]] = {n: {} for n in classes}
+    for key, value in given.items():
+        takers = [n for n, cls in classes.items() if key in cls.option_names()]
+        if not takers:
+            flag = flags.get(key, f"--{key}" if key in ("data", "steps") else f"-S {key}")
+            able = sorted(n for n in EVALUATORS.names() if key in EVALUATORS.get(n).option_names())
+            raise UserError(
+                f"{flag}: no chosen score takes {key!r} (scores: {', '.join(names) or 'none'}); "
+                f"it applies to {', '.join(able) or 'no score'}"
+            )
+        for n in takers:
+            out[n][key] = value
+    return out
+
+
+@handle_errors
+def evaluators(fmt: FormatOption = Format.table) -> None:
+    """List the scores: name, metrics with direction, cheap or expensive, and what each is."""
+    rows: list[dict[str, Any]] = [
+        {
+            "score": m.name,
+            "metric": m.name,
+            "direction": m.direction,
+            "cost": "analytic",
+            "doc": m.doc,
+        }
+        for m in COST_METRICS
+    ]
+    for name in EVALUATORS.names():
+        cls = EVALUATORS.get(name)
+        for i, m in enumerate(cls.metrics):
+            rows.append(
+                {
+                    "score": name if i == 0 else "",
+                    "metric": m.name,
+                    "direction": m.direction,
+                    "cost": "cheap" if cls.cheap else "expensive",
+                    "doc": m.doc,
+                }
+            )
+    emit(
+        rows,
+        ["score", "metric", "direction", "cost", "doc"],
+        fmt,
+        title="scores (--score; metrics for --objectives, --constraint, pareto)",
+    )
+
+
+@handle_errors
+def evaluate(
+    refs: Annotated[
+        list[str],
+        typer.Argument(help="Digests (or their first 6+ characters), spec files or zoo:NAME."),
+    ],
+    score: ScoreOption = None,
+    data: DataOption = None,
+    epochs: EpochsOption = None,
+    steps: StepsOption = None,
+    proxy_input: ProxyInputOption = None,
+    proxy_batch: ProxyBatchOption = None,
+    score_option: ScoreOptionOption = None,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Score given architectures with any evaluators, and store the scores as a run.
+
+    Prints one row per architecture (exact cost and every metric) and records them in the
+    database as a run of strategy ``evaluate`` (see `archsearch runs`, `pareto --run`).
+    FLOP convention: one multiply-accumulate counts as one FLOP.
+    """
+    from archsearch.db import RunConfig, Store
+    from archsearch.search import DEFAULT_SCORE, resolve_init
+    from archsearch.spec import Architecture
+
+    names = split_names(score) or [DEFAULT_SCORE]
+    options = score_options(
+        names,
+        data=data,
+        epochs=epochs,
+        steps=steps,
+        proxy_input=proxy_input,
+        proxy_batch=proxy_batch,
+        extra=score_option,
+    )
+    evs: list[Evaluator] = [EVALUATORS.create(n, **opts) for n, opts in options.items()]
+    store = Store(db)
+    archs: list[Architecture] = []
+    for ref in refs:
+        if ref.startswith("zoo:") or ref.endswith((".yaml", ".yml", ".json")):
+            archs += [a for _, a in resolve_init([ref])]
+        else:
+            archs.append(Architecture.from_json(store.architecture(ref).spec))
+    head = names[0]
+    first = (
+        next((m for m in COST_METRICS if m.name == head), None)
+        or (EVALUATORS.get(head).metrics[0])
+    )
+    run_id = store.create_run(
+        RunConfig(
+            space="-",
+            space_yaml="",
+            strategy="evaluate",
+            strategy_config={"refs": list(refs)},
+            objectives=[f"{first.name}:{first.direction}"],
+            evaluators={e.name: e.config() for e in evs},
+        )
+    )
+    rows = []
+    columns = ["digest", "macs", "params"]
+    try:
+        with _step_bars(evs):
+            for arch in archs:
+                rows.append(_score_one(store, run_id, arch, evs))
+    except KeyboardInterrupt:
+        store.set_run_status(run_id, "interrupted")  # the finished rows are stored
+        raise typer.Exit(130) from None
+    except BaseException as e:
+        store.set_run_status(run_id, "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    for row in rows:
+        columns += [k for k in row if k not in (*columns, "seconds", "error")]
+    store.set_run_status(run_id, "finished")
+    emit(
+        rows,
+        [*columns, "seconds", *(["error"] if any(r["error"] for r in rows) else [])],
+        fmt,
+        title=f"scores of {len(rows)} architecture(s), stored as run {run_id}",
+        caption=flop_caption(),
+    )
+
+
+@contextmanager
+def _step_bars(evs: list[Evaluator]) -> Iterator[None]:
+    """A progress bar per candidate for the expensive scores (training steps), on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_step(label: str, done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        if label not in tasks:
+            tasks[label] = bar.add_task(f"train {label}", total=total)
+        bar.update(tasks[label], completed=done, total=total)
+
+    for ev in evs:
+        if not ev.cheap:
+            ev.on_step = on_step
+    try:
+        yield
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+
+
+def _score_one(store: Any, run_id: int, arch: Any, evs: list[Evaluator]) -> dict[str, Any]:
+    """Every score of one network, stored as one trial; a failure is kept in its row."""
+    from archsearch.db import TrialRecord, worker_id
+    from archsearch.db.models import utcnow
+
+    cost = count(arch)
+    values: dict[str, float] = {}
+    error = None
+    started = utcnow()
+    t = time.monotonic()
+    for ev in evs:
+        try:
+            values.update(ev.evaluate([arch])[0])
+        except Exception as e:  # one network's failure (e.g. too small for the data)
+            error = f"{ev.name}: {type(e).__name__}: {e}"
+            break
+    seconds = time.monotonic() - t
+    store.add_trials(
+        run_id,
+        [
+            TrialRecord(
+                arch,
+                cost,
+                values,
+                state="failed" if error else "complete",
+                error=error,
+                started_at=started,
+                finished_at=utcnow(),
+                worker=worker_id(),
+            )
+        ],
+    )
+    return {
+        "digest": arch.digest[:12],
+        **cost.as_dict(),
+        **values,
+        "seconds": seconds,
+        "error": error or "",
+    }

@@ -102,9 +102,8 @@ class Proxy(Evaluator):
     """
 
     cheap = True
-    #: The one metric, named like the proxy, larger = better.
     doc: ClassVar[str] = ""
-    needs_labels: ClassVar[bool] = False
+    """What the proxy measures; subclasses' one metric is named after them, larger = better."""
 
     def __init__(
         self,

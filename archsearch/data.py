@@ -74,6 +74,11 @@ class Dataset:
         """
         n = len(self.y)
         if holdout == "test":
+            if self.x_test is None:
+                raise UserError(
+                    f"holdout: {self.name} has no test split; use holdout=val (a held-out part "
+                    "of the training images)"
+                )
             return np.arange(n), np.arange(0)
         order = np.random.default_rng(seed).permutation(n)
         k = max(1, round(n * val_fraction))

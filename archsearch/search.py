@@ -26,6 +26,7 @@ from archsearch.evaluators import (
     Evaluator,
     evaluator_for,
     known_metrics,
+    primary_metric,
 )
 from archsearch.expr import Expr, parse_expr
 from archsearch.solvers import (
@@ -210,11 +211,7 @@ def configure(
         if first is None:
             objectives = STRATEGIES.get(strategy).objective or DEFAULT_OBJECTIVE
         else:
-            metric = (
-                next(m for m in COST_METRICS if m.name == first)
-                if first in costs
-                else EVALUATORS.get(first).metrics[0]
-            )
+            metric = primary_metric(first)
             objectives = f"{metric.name}:{metric.direction}"
     objs = parse_objectives(objectives)
     for o in objs:
@@ -476,7 +473,7 @@ def _evaluate(
         archs = [batch[i] for i in todo]
         costs = [count(a) for a in archs]
         started = utcnow()
-        scores, errors = _run_evaluators(search.evaluators, archs)
+        scores, errors = run_evaluators(search.evaluators, archs)
         finished = utcnow()
         worker = worker_id()
         for k, i in enumerate(todo):
@@ -499,7 +496,7 @@ def _evaluate(
     return [r for r in results if r is not None], records
 
 
-def _run_evaluators(
+def run_evaluators(
     evaluators: Sequence[Evaluator], archs: Sequence[Architecture]
 ) -> tuple[list[dict[str, float]], list[str | None]]:
     """Every evaluator on every architecture; a failure is isolated to its architecture."""

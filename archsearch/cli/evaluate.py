@@ -20,7 +20,7 @@ from archsearch.cli.common import (
 )
 from archsearch.cost import count
 from archsearch.errors import UserError
-from archsearch.evaluators import COST_METRICS, EVALUATORS, Evaluator
+from archsearch.evaluators import COST_METRICS, EVALUATORS, Evaluator, primary_metric
 
 ScoreOption = Annotated[
     list[str] | None,
@@ -94,13 +94,19 @@ def score_options(
         if v is not None
     }
     given.update(parse_options(extra or [], what="--score-option"))
-    flags = {"input": "--proxy-input", "batch": "--proxy-batch", "epochs": "--epochs"}
+    flags = {
+        "data": "--data",
+        "epochs": "--epochs",
+        "steps": "--steps",
+        "input": "--proxy-input",
+        "batch": "--proxy-batch",
+    }
     classes = {n: EVALUATORS.get(n) for n in names if n not in {m.name for m in COST_METRICS}}
     out: dict[str, dict[str, Any]] = {n: {} for n in classes}
     for key, value in given.items():
         takers = [n for n, cls in classes.items() if key in cls.option_names()]
         if not takers:
-            flag = flags.get(key, f"--{key}" if key in ("data", "steps") else f"-S {key}")
+            flag = flags.get(key, f"-S {key}")
             able = sorted(n for n in EVALUATORS.names() if key in EVALUATORS.get(n).option_names())
             raise UserError(
                 f"{flag}: no chosen score takes {key!r} (scores: {', '.join(names) or 'none'}); "
@@ -188,11 +194,7 @@ def evaluate(
             archs += [a for _, a in resolve_init([ref])]
         else:
             archs.append(Architecture.from_json(store.architecture(ref).spec))
-    head = names[0]
-    first = (
-        next((m for m in COST_METRICS if m.name == head), None)
-        or (EVALUATORS.get(head).metrics[0])
-    )
+    first = primary_metric(names[0])
     run_id = store.create_run(
         RunConfig(
             space="-",
@@ -268,34 +270,24 @@ def _score_one(store: Any, run_id: int, arch: Any, evs: list[Evaluator]) -> dict
     """Every score of one network, stored as one trial; a failure is kept in its row."""
     from archsearch.db import TrialRecord, worker_id
     from archsearch.db.models import utcnow
+    from archsearch.search import run_evaluators
 
     cost = count(arch)
-    values: dict[str, float] = {}
-    error = None
     started = utcnow()
     t = time.monotonic()
-    for ev in evs:
-        try:
-            values.update(ev.evaluate([arch])[0])
-        except Exception as e:  # one network's failure (e.g. too small for the data)
-            error = f"{ev.name}: {type(e).__name__}: {e}"
-            break
+    (values,), (error,) = run_evaluators(evs, [arch])
     seconds = time.monotonic() - t
-    store.add_trials(
-        run_id,
-        [
-            TrialRecord(
-                arch,
-                cost,
-                values,
-                state="failed" if error else "complete",
-                error=error,
-                started_at=started,
-                finished_at=utcnow(),
-                worker=worker_id(),
-            )
-        ],
+    record = TrialRecord(
+        arch,
+        cost,
+        values,
+        state="failed" if error else "complete",
+        error=error,
+        started_at=started,
+        finished_at=utcnow(),
+        worker=worker_id(),
     )
+    store.add_trials(run_id, [record])
     return {
         "digest": arch.digest[:12],
         **cost.as_dict(),

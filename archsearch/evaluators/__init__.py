@@ -38,6 +38,17 @@ def known_metrics() -> dict[str, Metric]:
     return metrics
 
 
+def primary_metric(score: str) -> Metric:
+    """The metric a search optimises when ``score`` (an evaluator or cost metric) is asked for:
+    the cost metric itself, or the evaluator's first metric (``train`` -> ``accuracy``).
+
+    Raises:
+        UnknownNameError: ``score`` is neither.
+    """
+    cost = next((m for m in COST_METRICS if m.name == score), None)
+    return cost if cost is not None else EVALUATORS.get(score).metrics[0]
+
+
 def evaluator_for(metric: str) -> str | None:
     """The evaluator that computes ``metric``, or None for a cost metric.
 
@@ -66,4 +77,5 @@ __all__ = [
     "deepmad_entropy",
     "evaluator_for",
     "known_metrics",
+    "primary_metric",
 ]

@@ -124,6 +124,7 @@ class Proxy(Evaluator):
         self.batch = batch
         self.data = data
         self.seed = int(seed)
+        self._data_batch: tuple[torch.Tensor, torch.Tensor] | None = None
         if data is not None:
             from archsearch.data import absolute_ref, load_dataset
 
@@ -164,7 +165,9 @@ class Proxy(Evaluator):
 
             ds = load_dataset(self.data)
             arch = arch.with_input(ds.shape, ds.num_classes)
-            x, y = _data_batch(ds, self.batch, self.seed)
+            if self._data_batch is None:  # the same seeded batch for every architecture
+                self._data_batch = _data_batch(ds, self.batch, self.seed)
+            x, y = self._data_batch
         else:
             shape = self.input or default_shape(arch.input_shape)
             arch = arch.with_input(shape)

@@ -159,11 +159,7 @@ def train(
     if recipe.train_size is not None and recipe.train_size < len(train_idx):
         train_idx = np.sort(rng.choice(train_idx, recipe.train_size, replace=False))
     if recipe.holdout == "test":
-        if ds.x_test is None or ds.y_test is None:
-            raise UserError(
-                f"holdout: {ds.name} has no test split; use holdout=val (a held-out part of "
-                "the training images)"
-            )
+        assert ds.x_test is not None and ds.y_test is not None  # Dataset.split checked
         x_eval, y_eval = ds.x_test, ds.y_test
     else:
         x_eval, y_eval = ds.x[held_idx], ds.y[held_idx]
@@ -347,11 +343,8 @@ class Train(Evaluator):
         self.data = absolute_ref(data)
         self.threads = threads
         self.dataset = load_dataset(data)
-        if self.recipe.holdout == "test" and self.dataset.x_test is None:
-            raise UserError(
-                f"holdout: {data} has no test split; use holdout=val (a held-out part of the "
-                "training images)"
-            )
+        r = self.recipe  # the split is checked now, not once per candidate
+        self.dataset.split(holdout=r.holdout, val_fraction=r.val_fraction, seed=r.seed)
 
     @classmethod
     def option_names(cls) -> frozenset[str]:

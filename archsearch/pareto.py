@@ -99,3 +99,46 @@ def pareto_front_mask(values: ArrayLike) -> NDArray[np.bool_]:
         front_vals = np.vstack([front_vals, x])
     mask[front] = True
     return mask
+
+
+def hypervolume(points: ArrayLike, reference: ArrayLike) -> float:
+    """The volume dominated by ``points`` (to minimise) and bounded by ``reference``.
+
+    Points that do not dominate the reference strictly in every objective add nothing.
+    Two objectives: one sweep over the sorted front, O(n log n). More: slicing objectives
+    (While et al., "A faster algorithm for calculating hypervolume", IEEE TEC 2006, HSO),
+    exponential in the dimension; meant for the few objectives of a search.
+    """
+    p = np.asarray(points, dtype=np.float64).reshape(-1, np.size(reference))
+    ref = np.asarray(reference, dtype=np.float64)
+    p = p[np.all(np.isfinite(p), axis=1) & np.all(p < ref, axis=1)]
+    if len(p) == 0:
+        return 0.0
+    p = p[non_dominated_ranks(p) == 0]
+    return _hso(np.unique(p, axis=0), ref)
+
+
+def _hso(p: NDArray[np.float64], ref: NDArray[np.float64]) -> float:
+    if p.shape[1] == 1:
+        return float(ref[0] - p[:, 0].min())
+    if p.shape[1] == 2:
+        order = np.argsort(p[:, 0], kind="stable")
+        total, best_y = 0.0, ref[1]
+        for x, y in p[order]:
+            if y < best_y:
+                total += (ref[0] - x) * (best_y - y)
+                best_y = y
+        return float(total)
+    # slice along the last objective: between consecutive values, the points at or below the
+    # slice dominate a (d-1)-dimensional region
+    order = np.argsort(p[:, -1], kind="stable")
+    p = p[order]
+    total = 0.0
+    for i in range(len(p)):
+        upper = p[i + 1, -1] if i + 1 < len(p) else ref[-1]
+        depth = upper - p[i, -1]
+        if depth > 0:
+            head = p[: i + 1, :-1]
+            head = head[non_dominated_ranks(head) == 0]
+            total += depth * _hso(head, ref[:-1])
+    return float(total)

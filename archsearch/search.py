@@ -24,18 +24,19 @@ from archsearch.evaluators import (
     COST_METRICS,
     EVALUATORS,
     Evaluator,
+    Metric,
     evaluator_for,
     known_metrics,
     primary_metric,
 )
 from archsearch.expr import Expr, parse_expr
 from archsearch.solvers import (
-    STRATEGIES,
     Objective,
     Problem,
     Result,
     Strategy,
     create_strategy,
+    strategy_class,
 )
 from archsearch.solvers.base import parse_objectives
 from archsearch.spaces import Space
@@ -93,6 +94,38 @@ class Gate:
             if v == v and v < self.lowest.get(name, math.inf):  # not NaN
                 self.lowest[name] = v
         return False
+
+    def violations(self, arch: Architecture) -> dict[str, float]:
+        """How far ``arch`` is from feasible, per bound: ``<= 0`` where it holds.
+
+        Keys are the same for every architecture: ``macs`` and ``params`` for the budget's
+        bounds, then each constraint's text. A bound ``metric <= b`` reports the relative
+        excess ``(value - b) / |b|``; other expressions (and NaN values) report 1 when broken
+        and 0 when they hold. Read by strategies whose samplers model constraints (Optuna's).
+        """
+        cost = count(arch)
+        out: dict[str, float] = {}
+        for name, bound in (("macs", self.budget.macs), ("params", self.budget.params)):
+            if bound is not None:
+                out[name] = _excess(float(getattr(cost, name)), float(bound))
+        if not self.constraints:
+            return out
+        values: dict[str, float] = {k: float(v) for k, v in cost.as_dict().items()}
+        for ev in self._evaluators:
+            values.update(ev.evaluate([arch])[0])
+        for c in self.constraints:
+            bounds = c.upper_bounds()
+            if bounds:
+                out[c.text] = max(_excess(values[n], b) for n, b in bounds.items())
+            else:
+                out[c.text] = 0.0 if c.evaluate(values) else 1.0
+        return out
+
+
+def _excess(value: float, bound: float) -> float:
+    if not math.isfinite(value):
+        return 1.0
+    return (value - bound) / max(abs(bound), 1e-12)
 
 
 @dataclass(frozen=True)
@@ -203,42 +236,34 @@ def configure(
         evaluator_options: Options per evaluator name, e.g. ``{"latency@cpu": {"threads": 2}}``.
     """
     costs = {m.name for m in COST_METRICS}
-    names = [n for n in dict.fromkeys(scores) if n not in costs]
+    wanted = [split_score(n) for n in dict.fromkeys(scores)]
+    names = list(dict.fromkeys(n for n, _ in wanted if n not in costs))
     for n in names:
         EVALUATORS.get(n)  # an unknown score is named, with the list, before anything runs
-    if objectives is None:
-        first = next(iter(dict.fromkeys(scores)), None)
-        if first is None:
-            objectives = STRATEGIES.get(strategy).objective or DEFAULT_OBJECTIVE
-        else:
-            metric = primary_metric(first)
-            objectives = f"{metric.name}:{metric.direction}"
-    objs = parse_objectives(objectives)
-    for o in objs:
-        ev = evaluator_for(o.name)
-        if ev is not None and ev not in names:
-            names.append(ev)
-    options_of = evaluator_options or {}
+    options_of = dict(evaluator_options or {})
+    for n, metric in wanted:
+        if metric is not None and EVALUATORS.get(n).dynamic_metrics:
+            options_of[n] = {**options_of.get(n, {}), "metric": metric}
     evaluators = [EVALUATORS.create(n, **options_of.get(n, {})) for n in names]
+    if objectives is None:
+        if not wanted:
+            objectives = strategy_class(strategy).objective or DEFAULT_OBJECTIVE
+        else:
+            first = score_metric(*wanted[0], evaluators)
+            objectives = f"{first.name}:{first.direction}"
+    objs = parse_objectives(objectives, extra=instance_metrics(evaluators))
+    for o in objs:
+        _ensure_evaluator(o.name, evaluators, what="--objectives", options_of=options_of)
     exprs = tuple(parse_expr(c, what="--constraint") for c in constraints)
-    cheap_metrics = {m.name for m in known_metrics().values() if evaluator_for(m.name) is None}
-    for e in evaluators:
-        if e.cheap:
-            cheap_metrics |= {m.name for m in e.metrics}
     for c in exprs:
         for name in sorted(c.names):
-            if name in cheap_metrics:
-                continue
-            ev = evaluator_for(name)  # raises for unknown metrics, listing them
-            if ev is not None and EVALUATORS.get(ev).cheap:
-                evaluators.append(EVALUATORS.create(ev))
-                cheap_metrics |= {m.name for m in evaluators[-1].metrics}
-                continue
-            raise UserError(
-                f"--constraint: {name!r} is measured by an expensive evaluator; constraints "
-                "filter before evaluation, so use cost metrics or cheap scores (or filter the "
-                "results with `archsearch pareto --where`)"
-            )
+            ev = _ensure_evaluator(name, evaluators, what="--constraint", options_of=options_of)
+            if ev is not None and not ev.cheap:
+                raise UserError(
+                    f"--constraint: {name!r} is measured by an expensive evaluator; constraints "
+                    "filter before evaluation, so use cost metrics or cheap scores (or filter "
+                    "the results with `archsearch pareto --where`)"
+                )
     if n_trials is not None and n_trials < 1:
         raise UserError(f"--trials: {n_trials} must be at least 1")
     if time_limit is not None and time_limit <= 0:
@@ -277,6 +302,76 @@ def configure(
     )
 
 
+def split_score(score: str) -> tuple[str, str | None]:
+    """``table:cifar10_test`` -> ``("table", "cifar10_test")``; ``naswot`` -> its name, None."""
+    name, sep, metric = score.partition(":")
+    return name.strip(), (metric.strip() or None) if sep else None
+
+
+def score_metric(name: str, metric: str | None, evaluators: Sequence[Evaluator]) -> Metric:
+    """The metric a search optimises for the score ``name[:metric]``, read off the configured
+    ``evaluators`` (a table's columns are known only there), or the cost metric ``name``."""
+    ev = next((e for e in evaluators if e.name == name), None)
+    if ev is None:
+        return primary_metric(name)  # a cost metric
+    if metric is None:
+        return ev.metrics[0]
+    found = next((m for m in ev.metrics if m.name == metric), None)
+    if found is None:
+        raise UserError(
+            f"--score {name}:{metric}: {name} has no metric {metric!r}; its metrics: "
+            f"{', '.join(m.name for m in ev.metrics)}"
+        )
+    return found
+
+
+def instance_metrics(evaluators: Sequence[Evaluator]) -> dict[str, Metric]:
+    """The metrics of configured evaluators (a table's columns among them).
+
+    Raises:
+        UserError: two evaluators, or an evaluator and a cost metric, share a metric name.
+    """
+    out: dict[str, Metric] = {m.name: m for m in COST_METRICS}
+    owner: dict[str, str] = {m.name: "the exact costs" for m in COST_METRICS}
+    for ev in evaluators:
+        for m in ev.metrics:
+            if m.name in owner and owner[m.name] != ev.name:
+                raise UserError(
+                    f"metric {m.name!r} comes from both {owner[m.name]} and {ev.name}; leave one "
+                    "out (for a table: -S columns=...)"
+                )
+            out[m.name] = m
+            owner[m.name] = ev.name
+    return out
+
+
+def _ensure_evaluator(
+    name: str,
+    evaluators: list[Evaluator],
+    *,
+    what: str,
+    options_of: dict[str, dict[str, Any]] | None = None,
+) -> Evaluator | None:
+    """The evaluator computing metric ``name``, created and added if the run lacks it; None
+    for a cost metric.
+
+    Raises:
+        UserError: no configured or registered evaluator computes ``name``.
+    """
+    if name in {m.name for m in COST_METRICS}:
+        return None
+    for ev in evaluators:
+        if any(m.name == name for m in ev.metrics):
+            return ev
+    known = {**known_metrics(), **instance_metrics(evaluators)}
+    if name not in known:
+        raise UserError(f"{what}: unknown metric {name!r}; choose from {', '.join(sorted(known))}")
+    ev_name = evaluator_for(name)
+    assert ev_name is not None
+    evaluators.append(EVALUATORS.create(ev_name, **(options_of or {}).get(ev_name, {})))
+    return evaluators[-1]
+
+
 def resolve_init(refs: Sequence[str]) -> list[tuple[str, Architecture]]:
     """``zoo:<name>`` or spec-file references (comma-separated allowed) -> architectures."""
     from archsearch import zoo
@@ -299,11 +394,12 @@ def from_run(config: RunConfig) -> Search:
             "new run instead"
         )
     space = Space.from_yaml(config.space_yaml, source=f"<run space {config.space}>")
+    evaluators = [EVALUATORS.create(n, **opts) for n, opts in config.evaluators.items()]
     return Search(
         space=space,
         strategy=create_strategy(config.strategy, **config.strategy_config),
-        objectives=parse_objectives(config.objectives),
-        evaluators=[EVALUATORS.create(n, **opts) for n, opts in config.evaluators.items()],
+        objectives=parse_objectives(config.objectives, extra=instance_metrics(evaluators)),
+        evaluators=evaluators,
         budget=Budget(macs=config.budget_macs, params=config.budget_params),
         constraints=tuple(parse_expr(c, what="--constraint") for c in config.constraints),
         n_trials=config.n_trials,
@@ -351,6 +447,7 @@ def optimize(
             search.gate,
             budget=search.budget,
             constraints=search.constraints,
+            violations=search.gate.violations,
         )
     )
     prior: dict[str, StoredTrial] = {}

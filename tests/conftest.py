@@ -91,3 +91,42 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'archsearch.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+OP_SCORE = {
+    "none": 0.0,
+    "skip_connect": 1.0,
+    "nor_conv_1x1": 2.0,
+    "nor_conv_3x3": 3.0,
+    "avg_pool_3x3": 0.5,
+}
+
+
+def synthetic_nb201_row(ops: dict[str, str]) -> dict[str, float]:
+    """Made-up scores of a NAS-Bench-201 cell: accuracy grows with the convolutions (node 3's
+    inputs count double), latency with their cost; deterministic and cheap."""
+    acc = 80.0 + sum(
+        OP_SCORE[op] * (2.0 if name.startswith("e3") else 1.0) for name, op in ops.items()
+    )
+    lat = 1.0 + sum({"nor_conv_3x3": 2.0, "nor_conv_1x1": 0.5}.get(op, 0.1) for op in ops.values())
+    return {"acc_test": round(acc, 3), "lat_ms_dev": round(lat, 3)}
+
+
+@pytest.fixture(scope="session")
+def nb201_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CSV like NAS-Bench-201's, for all 15,625 cells, with made-up columns."""
+    import csv
+    import itertools
+
+    from archsearch.blocks.cells import EDGE_PARAMS, OPS
+    from archsearch.spaces.nb201 import format_arch_str
+
+    path = tmp_path_factory.mktemp("tables") / "nb201_synthetic.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["idx", "arch_str", "acc_test", "lat_ms_dev", "note"])
+        for i, combo in enumerate(itertools.product(OPS, repeat=len(EDGE_PARAMS))):
+            ops = dict(zip(EDGE_PARAMS, combo, strict=True))
+            row = synthetic_nb201_row(ops)
+            w.writerow([i, format_arch_str(ops), row["acc_test"], row["lat_ms_dev"], "x"])
+    return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -66,3 +67,25 @@ def test_crowding_distance() -> None:
     assert np.isinf(d[0]) and np.isinf(d[3])
     assert d[1] == (3 - 0) / 4 + (4 - 1) / 4
     assert d[2] == (4 - 1) / 4 + (3 - 0) / 4
+
+
+def test_hypervolume_known_values() -> None:
+    from archsearch.pareto import hypervolume
+
+    assert hypervolume([[1, 2], [2, 1]], [3, 3]) == 3.0
+    assert hypervolume([[1, 2], [2, 1], [2, 2], [4, 0]], [3, 3]) == 3.0  # dominated, outside
+    assert hypervolume([], [1, 1]) == 0.0
+    # three unit-overlapping boxes: 3 x 2 - 3 x 1 + 1
+    assert hypervolume([[0, 1, 1], [1, 0, 1], [1, 1, 0]], [2, 2, 2]) == 4.0
+
+
+def test_hypervolume_matches_monte_carlo() -> None:
+    from archsearch.pareto import hypervolume
+
+    rng = np.random.default_rng(0)
+    points = rng.random((25, 3))
+    samples = rng.random((200_000, 3))
+    dominated = np.zeros(len(samples), dtype=bool)
+    for p in points:
+        dominated |= np.all(samples >= p, axis=1)
+    assert hypervolume(points, np.ones(3)) == pytest.approx(dominated.mean(), abs=0.005)

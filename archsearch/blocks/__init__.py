@@ -17,6 +17,7 @@ from archsearch.blocks.base import (
     Scalar,
     Shape,
 )
+from archsearch.blocks.cells import NB201Cell, NB201Head, NB201Reduce
 from archsearch.blocks.conv_blocks import Bottleneck, ConvNeXt, MBConv
 from archsearch.blocks.conv_layers import (
     ConvBnAct,
@@ -63,6 +64,9 @@ for _family in (
     NextTransformerBlock,
     CvTEmbed,
     CvT,
+    NB201Cell,
+    NB201Reduce,
+    NB201Head,
 ):
     BLOCKS.register(_family.name, _family())
 

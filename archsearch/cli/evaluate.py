@@ -20,14 +20,14 @@ from archsearch.cli.common import (
 )
 from archsearch.cost import count
 from archsearch.errors import UserError
-from archsearch.evaluators import COST_METRICS, EVALUATORS, Evaluator, primary_metric
+from archsearch.evaluators import COST_METRICS, EVALUATORS, Evaluator
 
 ScoreOption = Annotated[
     list[str] | None,
     typer.Option(
         help="Score(s), comma-separated or repeated: naswot (the default), entropy, synflow, "
-        "grad_norm, snip, jacob_cov, zen, train, params, macs (see `archsearch evaluators`); "
-        "without --objectives the first one is optimised.",
+        "grad_norm, snip, jacob_cov, zen, train, params, macs, table:COLUMN (see `archsearch "
+        "evaluators`); without --objectives the first one is optimised.",
     ),
 ]
 DataOption = Annotated[
@@ -51,6 +51,13 @@ ProxyInputOption = Annotated[
 ]
 ProxyBatchOption = Annotated[
     int | None, typer.Option(help="Proxies: images per proxy pass. (default: 32)")
+]
+TableOption = Annotated[
+    str | None,
+    typer.Option(
+        help="A CSV table of scores (score table): a 'digest' or 'arch_str' (NAS-Bench-201) "
+        "key column and numeric columns, each a metric (e.g. cifar10_test, lat_ms_pixel3)."
+    ),
 ]
 ScoreOptionOption = Annotated[
     list[str] | None,
@@ -77,10 +84,16 @@ def score_options(
     steps: int | None = None,
     proxy_input: str | None = None,
     proxy_batch: int | None = None,
+    table: str | None = None,
     extra: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Options per score from the CLI's flags; a flag no chosen score takes is refused."""
+    """Options per score from the CLI's flags; a flag no chosen score takes is refused.
+
+    A score written ``name:metric`` (``table:cifar10_test``) gives ``name`` the option
+    ``metric`` when its metrics depend on its options.
+    """
     from archsearch.cli.run import parse_options
+    from archsearch.search import split_score
 
     given: dict[str, Any] = {
         k: v
@@ -90,6 +103,7 @@ def score_options(
             "steps": steps,
             "input": proxy_input,
             "batch": proxy_batch,
+            "path": table,
         }.items()
         if v is not None
     }
@@ -100,9 +114,15 @@ def score_options(
         "steps": "--steps",
         "input": "--proxy-input",
         "batch": "--proxy-batch",
+        "path": "--table",
     }
-    classes = {n: EVALUATORS.get(n) for n in names if n not in {m.name for m in COST_METRICS}}
+    costs = {m.name for m in COST_METRICS}
+    split = [split_score(n) for n in names]
+    classes = {n: EVALUATORS.get(n) for n, _ in split if n not in costs}
     out: dict[str, dict[str, Any]] = {n: {} for n in classes}
+    for n, metric in split:
+        if metric is not None and n in classes and classes[n].dynamic_metrics:
+            out[n]["metric"] = metric
     for key, value in given.items():
         takers = [n for n, cls in classes.items() if key in cls.option_names()]
         if not takers:
@@ -132,6 +152,16 @@ def evaluators(fmt: FormatOption = Format.table) -> None:
     ]
     for name in EVALUATORS.names():
         cls = EVALUATORS.get(name)
+        if cls.dynamic_metrics:
+            rows.append(
+                {
+                    "score": name,
+                    "metric": "<column>",
+                    "direction": "by name",
+                    "cost": "cheap" if cls.cheap else "expensive",
+                    "doc": "each numeric column of --table (lat_*/*_ms/loss/err: min, else max)",
+                }
+            )
         for i, m in enumerate(cls.metrics):
             rows.append(
                 {
@@ -162,6 +192,7 @@ def evaluate(
     steps: StepsOption = None,
     proxy_input: ProxyInputOption = None,
     proxy_batch: ProxyBatchOption = None,
+    table: TableOption = None,
     score_option: ScoreOptionOption = None,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
@@ -173,7 +204,7 @@ def evaluate(
     FLOP convention: one multiply-accumulate counts as one FLOP.
     """
     from archsearch.db import RunConfig, Store
-    from archsearch.search import DEFAULT_SCORE, resolve_init
+    from archsearch.search import DEFAULT_SCORE, resolve_init, score_metric, split_score
     from archsearch.spec import Architecture
 
     names = split_names(score) or [DEFAULT_SCORE]
@@ -184,6 +215,7 @@ def evaluate(
         steps=steps,
         proxy_input=proxy_input,
         proxy_batch=proxy_batch,
+        table=table,
         extra=score_option,
     )
     evs: list[Evaluator] = [EVALUATORS.create(n, **opts) for n, opts in options.items()]
@@ -194,7 +226,7 @@ def evaluate(
             archs += [a for _, a in resolve_init([ref])]
         else:
             archs.append(Architecture.from_json(store.architecture(ref).spec))
-    first = primary_metric(names[0])
+    first = score_metric(*split_score(names[0]), evs)
     run_id = store.create_run(
         RunConfig(
             space="-",

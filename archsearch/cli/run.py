@@ -26,6 +26,7 @@ from archsearch.cli.evaluate import (
     ScoreOption,
     ScoreOptionOption,
     StepsOption,
+    TableOption,
     score_options,
     split_names,
 )
@@ -90,6 +91,7 @@ def run(
     steps: StepsOption = None,
     proxy_input: ProxyInputOption = None,
     proxy_batch: ProxyBatchOption = None,
+    table: TableOption = None,
     score_option: ScoreOptionOption = None,
     constraint: Annotated[
         list[str] | None,
@@ -125,6 +127,13 @@ def run(
         typer.Option(
             help="Latency bound on --device, e.g. 40ms, predicted from the device's look-up "
             "table (missing entries are profiled on the way; see `archsearch latency profile`)."
+        ),
+    ] = None,
+    latency_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Bound --latency on this --table column (measured latencies, e.g. "
+            "lat_ms_raspi4) instead of the device's prediction."
         ),
     ] = None,
     device: Annotated[
@@ -166,6 +175,7 @@ def run(
             "--steps": steps,
             "--proxy-input": proxy_input,
             "--proxy-batch": proxy_batch,
+            "--table": table,
             "--score-option": score_option,
             "--constraint": constraint,
             "--rho": rho,
@@ -174,6 +184,7 @@ def run(
             "--option": option,
             "--init": init,
             "--latency": latency,
+            "--latency-column": latency_column,
             "--device-option": device_option,
         }
         extra = [k for k, v in given.items() if v]
@@ -204,9 +215,16 @@ def run(
             if not rho > 0:
                 raise UserError(f"--rho: {rho} must be a positive number, e.g. --rho 0.3")
             constraints.append(f"rho <= {rho!r}")
+        if latency_column is not None and latency is None:
+            raise UserError(
+                f"--latency-column {latency_column}: give the bound too, e.g. --latency 25ms"
+            )
         if latency is not None:
-            constraints.append(f"latency@{dev} <= {parse_latency(latency)!r}")
+            column = latency_column or f"latency@{dev}"
+            constraints.append(f"{column} <= {parse_latency(latency)!r}")
         scores = split_names(score)
+        if table is not None and not any(n.partition(":")[0] == "table" for n in scores):
+            scores.append("table")  # its columns are stored, and usable as metrics
         options = score_options(
             scores,
             data=data,
@@ -214,6 +232,7 @@ def run(
             steps=steps,
             proxy_input=proxy_input,
             proxy_batch=proxy_batch,
+            table=table,
             extra=score_option,
         )
         options[f"latency@{dev}"] = parse_options(device_option or [], what="--device-option")

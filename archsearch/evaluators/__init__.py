@@ -2,8 +2,9 @@
 
 Built in: ``entropy`` (DeepMAD), the zero-cost proxies ``naswot``, ``synflow``, ``grad_norm``,
 ``snip``, ``jacob_cov`` and ``zen`` (:mod:`~archsearch.evaluators.proxies`), ``train`` (short
-training on real data, :mod:`~archsearch.evaluators.training`) and ``latency@<device>``
-(look-up-table predictions). The cost metrics ``params``, ``macs`` and ``activations`` are
+training on real data, :mod:`~archsearch.evaluators.training`), ``latency@<device>``
+(look-up-table predictions) and ``table`` (columns of a user's CSV,
+:mod:`~archsearch.evaluators.table`). The cost metrics ``params``, ``macs`` and ``activations`` are
 always available. Plugins register more through the entry-point group
 ``archsearch.evaluators``.
 """
@@ -15,6 +16,7 @@ from archsearch.evaluators.base import COST_METRICS, Direction, Evaluator, Metri
 from archsearch.evaluators.entropy import Entropy, EntropyStats, deepmad_entropy
 from archsearch.evaluators.latency import Latency, latency_evaluator
 from archsearch.evaluators.proxies import PROXIES, Proxy
+from archsearch.evaluators.table import Table, guess_direction, load_table
 from archsearch.evaluators.training import Train
 from archsearch.registry import Registry
 
@@ -25,6 +27,7 @@ EVALUATORS.register(Entropy.name, Entropy)
 for _proxy in PROXIES:
     EVALUATORS.register(_proxy.name, _proxy)
 EVALUATORS.register(Train.name, Train)
+EVALUATORS.register(Table.name, Table)
 for _device in ("cpu", "cuda", "onnxruntime"):
     _cls = latency_evaluator(_device)
     EVALUATORS.register(_cls.name, _cls)
@@ -73,9 +76,12 @@ __all__ = [
     "Latency",
     "Metric",
     "Proxy",
+    "Table",
     "Train",
     "deepmad_entropy",
     "evaluator_for",
+    "guess_direction",
     "known_metrics",
+    "load_table",
     "primary_metric",
 ]

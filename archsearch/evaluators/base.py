@@ -45,6 +45,9 @@ class Evaluator(ABC):
     metrics: ClassVar[tuple[Metric, ...]]
     cheap: ClassVar[bool] = True
     """Analytic or near-instant (True), or needing training/measurement (False)."""
+    dynamic_metrics: ClassVar[bool] = False
+    """True when an instance's :attr:`metrics` depend on its options (a table's columns); the
+    class then lists none, and runs resolve such metrics on the configured instance."""
     on_step: Callable[[str, int, int], None] | None = None
     """``(candidate label, steps done, total steps)``: set by the CLI to draw a progress bar
     per candidate; long-running evaluators (training) call it as they go. None: no reports."""

@@ -1,14 +1,17 @@
 """Search strategies behind ask/tell, in the :data:`STRATEGIES` registry.
 
 Built in: ``random``, ``evolution`` (regularized evolution for one objective, NSGA-II for
-several) and ``deepmad`` (DeepMAD's mathematical program, solved with cvxpy). Plugins
-register more through the entry-point group ``archsearch.strategies``.
+several), ``deepmad`` (DeepMAD's mathematical program, solved with cvxpy) and ``optuna``
+(Optuna's samplers, named ``optuna:tpe``, ``optuna:nsga2``, ...). A name ``base:variant`` sets
+the option the strategy class names in ``variant_option``. Plugins register more through the
+entry-point group ``archsearch.strategies``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from archsearch.errors import UserError
 from archsearch.registry import Registry
 from archsearch.solvers.base import (
     Objective,
@@ -20,18 +23,37 @@ from archsearch.solvers.base import (
 )
 from archsearch.solvers.deepmad import DeepMAD
 from archsearch.solvers.evolution import Evolution
+from archsearch.solvers.optuna_search import OptunaSearch
 from archsearch.solvers.random_search import RandomSearch
 
 STRATEGIES: Registry[type[Strategy]] = Registry(
     "strategy", entry_point_group="archsearch.strategies"
 )
-for _s in (RandomSearch, Evolution, DeepMAD):
+for _s in (RandomSearch, Evolution, DeepMAD, OptunaSearch):
     STRATEGIES.register(_s.name, _s)
 
 
+def strategy_class(name: str) -> type[Strategy]:
+    """The class of strategy ``name`` (``optuna:tpe`` -> the ``optuna`` strategy)."""
+    return STRATEGIES.get(name.partition(":")[0])
+
+
 def create_strategy(name: str, /, **options: Any) -> Strategy:
-    """A new strategy ``name`` with ``options``; unknown names or options raise UserError."""
-    strategy: Strategy = STRATEGIES.create(name, **options)
+    """A new strategy ``name`` with ``options``; unknown names or options raise UserError.
+
+    ``base:variant`` (``optuna:tpe``) creates ``base`` with its variant option set.
+    """
+    base, sep, variant = name.partition(":")
+    if sep:
+        cls = STRATEGIES.get(base)
+        option = cls.variant_option
+        if option is None or not variant:
+            raise UserError(
+                f"--strategy {name}: strategy {base!r} takes no ':variant' suffix; write "
+                f"--strategy {base}"
+            )
+        options = {**options, option: variant}
+    strategy: Strategy = STRATEGIES.create(base, **options)
     return strategy
 
 
@@ -40,6 +62,7 @@ __all__ = [
     "DeepMAD",
     "Evolution",
     "Objective",
+    "OptunaSearch",
     "Problem",
     "RandomSearch",
     "Result",
@@ -47,4 +70,5 @@ __all__ = [
     "always_feasible",
     "create_strategy",
     "parse_objectives",
+    "strategy_class",
 ]

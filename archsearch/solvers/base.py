@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 from archsearch.cost.units import Budget
 from archsearch.errors import UserError
-from archsearch.evaluators import Direction, known_metrics
+from archsearch.evaluators import Direction, Metric, known_metrics
 from archsearch.expr import Expr
 from archsearch.spaces import Space
 from archsearch.spec import Architecture
@@ -41,8 +41,14 @@ class Objective:
         return f"{self.name}:{self.direction}"
 
 
-def parse_objectives(text: str | Sequence[str]) -> tuple[Objective, ...]:
+def parse_objectives(
+    text: str | Sequence[str], *, extra: Mapping[str, Metric] | None = None
+) -> tuple[Objective, ...]:
     """Parses ``"macs:min,entropy:max"``; a metric without ``:dir`` takes its usual direction.
+
+    Args:
+        text: The objectives, comma-separated or as a sequence.
+        extra: Metrics known beyond the registered ones (a table's columns).
 
     Raises:
         UserError: an unknown metric (the message lists the known ones) or direction.
@@ -53,7 +59,7 @@ def parse_objectives(text: str | Sequence[str]) -> tuple[Objective, ...]:
         raise UserError(
             "--objectives: give at least one, e.g. entropy:max or macs:min,entropy:max"
         )
-    metrics = known_metrics()
+    metrics = {**known_metrics(), **(extra or {})}
     out: list[Objective] = []
     for item in items:
         name, _, direction = item.partition(":")
@@ -88,6 +94,9 @@ class Problem:
         budget: The bounds on MACs and parameters that ``feasible`` applies, for strategies
             that model them (DeepMAD's program); ``feasible`` stays the final word.
         constraints: The run's constraint expressions, likewise.
+        violations: How far an architecture is from feasible, per bound (``<= 0`` where it
+            holds; the same keys for every architecture), for samplers that model constraints;
+            None when the problem has only ``feasible``.
     """
 
     space: Space
@@ -95,6 +104,7 @@ class Problem:
     feasible: Callable[[Architecture], bool] = field(default=always_feasible)
     budget: Budget = field(default_factory=Budget)
     constraints: tuple[Expr, ...] = ()
+    violations: Callable[[Architecture], Mapping[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,8 @@ class Strategy(ABC):
     samples: ClassVar[bool] = True
     """True for strategies that keep proposing members for as long as they are asked; False
     for solvers that design a few networks from the problem's budget and then stop (DeepMAD)."""
+    variant_option: ClassVar[str | None] = None
+    """The option a ``name:variant`` strategy name sets (``optuna:tpe`` -> ``sampler``)."""
     objective: ClassVar[str | None] = None
     """The objective a strategy optimises by construction (DeepMAD: ``entropy:max``); a run
     with this strategy and no objectives or scores uses it instead of the general default."""
@@ -210,6 +222,14 @@ class Strategy(ABC):
     @abstractmethod
     def tell(self, results: Sequence[Result]) -> None:
         """The results of the last :meth:`ask`, one per candidate, in the asked order."""
+
+    @classmethod
+    def option_names(cls, variant: str | None = None) -> frozenset[str]:
+        """The keyword options the strategy (of ``variant``, for ``name:variant``) takes."""
+        import inspect
+
+        params = inspect.signature(cls.__init__).parameters.values()
+        return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
     def config(self) -> dict[str, Any]:
         """The options of this strategy, stored with the run (enough to rebuild it)."""

@@ -16,7 +16,9 @@ A space file looks like this (the built-in ``hybrid.yaml`` is a full example)::
         width: [32, 48, 64]        # output channels of every block in the stage
         downsample:                # optional: a layer before the blocks (to the stage width)
           types: {conv_down: {}}
-        shared: false              # true: every block of the stage takes the same choices
+        shared: false              # true: every block of the stage takes the same choices;
+                                   # a name (shared: cell): every block of every stage with
+                                   # that name takes the same choices (NAS-Bench-201's cell)
         types:
           convnext: {kernel: [3, 7], mlp_ratio: [2, 4]}
           mhsa: {heads: [2, 4], mlp_ratio: 4}
@@ -112,7 +114,7 @@ class StageModel(_Strict):
     depth: list[int] | DepthRange
     width: list[int] | IntRange
     downsample: LayerOptionsModel | None = None
-    shared: bool = False
+    shared: bool | str = False
     first: dict[str, Scalar] = {}
     types: dict[str, ParamChoices] = Field(min_length=1)
 

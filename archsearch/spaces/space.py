@@ -13,7 +13,9 @@ Labels, for a stage named ``s2``:
 * ``s2.down.type`` and ``s2.down.<type>.<param>`` for the downsample;
 * ``s2.b<j>.type`` and ``s2.b<j>.<type>.<param>`` for block ``j`` (``j`` up to the largest
   depth; labels of blocks beyond the chosen depth, and of types not chosen, are inactive);
-  in a ``shared`` stage, ``s2.type`` and ``s2.<type>.<param>`` for all its blocks;
+  in a ``shared`` stage, ``s2.type`` and ``s2.<type>.<param>`` for all its blocks; in stages
+  sharing a named group (``shared: cell``), ``cell.type`` and ``cell.<type>.<param>`` for
+  every block of all of them;
 
 and likewise ``stem.*`` (with ``stem.width`` when the stem has its own widths) and ``head.*``.
 
@@ -111,6 +113,14 @@ class StageOptions:
     shared: bool
     first: tuple[tuple[str, Any], ...] = ()
     """Fixed parameters of the stage's first block (e.g. its stride), over its choices."""
+    group: str | None = None
+    """The name of the choices the stage's blocks share with other stages' (``shared: cell``)."""
+
+    def prefix(self, j: int) -> str:
+        """The label prefix of block ``j``'s choices."""
+        if self.group is not None:
+            return self.group
+        return self.name if self.shared else f"{self.name}.b{j}"
 
 
 @lru_cache(maxsize=65536)
@@ -188,9 +198,10 @@ class Space:
             self._add(so.name, f"{so.name}.width", so.widths)
             if so.downsample is not None:
                 self._add_layer(so.name, f"{so.name}.down", so.downsample)
-            slots = [so.name] if so.shared else [f"{so.name}.b{j}" for j in range(max(so.depths))]
+            slots = dict.fromkeys(so.prefix(j) for j in range(max(so.depths)))
             for prefix in slots:
-                self._add_layer(so.name, prefix, so.blocks)
+                if f"{prefix}.type" not in self._labels:  # a group's choices are added once
+                    self._add_layer(so.group or so.name, prefix, so.blocks)
         self._add_layer("head", "head", head)
 
     def _add(self, unit: str, label: str, values: Iterable[Any]) -> None:
@@ -228,6 +239,11 @@ class Space:
     def choices(self) -> dict[str, Choice]:
         """Every label with more than one value: the fixed-length view for strategies."""
         return {k: Choice(k, v) for k, v in self._labels.items() if len(v) > 1}
+
+    def fixed(self) -> dict[str, Any]:
+        """Every label with a single value, and that value: with a full :meth:`choices`
+        assignment, what :meth:`decode` reads."""
+        return {k: v[0] for k, v in self._labels.items() if len(v) == 1}
 
     def decode(self, assignment: Mapping[str, Any]) -> Architecture:
         """The architecture an assignment describes (only active labels are read).
@@ -291,9 +307,8 @@ class Space:
                 cur = width
             blocks = []
             for j in range(depth):
-                prefix = so.name if so.shared else f"{so.name}.b{j}"
                 fixed = so.first if j == 0 else ()
-                blocks.append(self._make(so.blocks, prefix, a, width, cur, fixed))
+                blocks.append(self._make(so.blocks, so.prefix(j), a, width, cur, fixed))
                 cur = width
             stages.append(Stage(tuple(blocks), ds))
         head = self._make(self.head, "head", a, self.num_classes, cur)
@@ -353,9 +368,8 @@ class Space:
                         f"{where}.blocks[{j}]: out_channels {b.out_channels} differs from the "
                         f"stage width {stage.width}"
                     )
-                if not so.shared or j == 0:
-                    prefix = so.name if so.shared else f"{so.name}.b{j}"
-                    self._match(so.blocks, prefix, b, cur, a, f"{where}.blocks[{j}]")
+                if f"{so.prefix(j)}.type" not in a:  # shared choices are read once
+                    self._match(so.blocks, so.prefix(j), b, cur, a, f"{where}.blocks[{j}]")
                 cur = b.out_channels
         self._match(self.head, "head", arch.head, cur, a, "head")
         decoded = self.decode(a)
@@ -572,8 +586,13 @@ class Space:
         """The exact unconstrained count and a sampled estimate of the feasible share."""
         total = self.stem.count() * (len(self.stem.widths) if self.stem.widths else 1)
         per_stage: list[list[int]] = []
+        groups: set[str] = set()
         for so in self.stages:
             unit = so.blocks.count()
+            if so.group is not None:
+                total *= 1 if so.group in groups else unit  # one set of choices per group
+                groups.add(so.group)
+                unit = 1
             by_depth = [unit if so.shared else unit**d for d in so.depths]
             per_stage.append(by_depth)
             ds = so.downsample.count() if so.downsample else 1
@@ -611,7 +630,7 @@ class Space:
                     "depth": _compact(so.depths),
                     "width": _compact(so.widths),
                     "downsample": layer(so.downsample) if so.downsample else None,
-                    "shared": so.shared,
+                    "shared": so.group or so.shared,
                     **({"first": dict(so.first)} if so.first else {}),
                     "types": layer(so.blocks),
                 }
@@ -791,9 +810,11 @@ def _from_model(model: SpaceModel, smap: SourceMap, text: str) -> Space:
                 if sm.downsample
                 else None,
                 blocks=layer(LayerOptionsModel(types=sm.types), "block", ("stages", i)),
-                shared=sm.shared,
+                shared=bool(sm.shared),
+                group=sm.shared if isinstance(sm.shared, str) else None,
             )
         )
+    _check_groups(stages, smap)
     if model.head.width is not None:
         raise SpaceError(
             f"{smap.where(('head', 'width'))}: the head's width is num_classes; remove 'width'"
@@ -828,6 +849,31 @@ def _from_model(model: SpaceModel, smap: SourceMap, text: str) -> Space:
         constraints=tuple(constraints),
         source=text,
     )
+
+
+def _check_groups(stages: list[StageOptions], smap: SourceMap) -> None:
+    """Stages sharing a named group must offer the same block choices; the name is a label."""
+    first: dict[str, tuple[int, StageOptions]] = {}
+    names = {so.name for so in stages}
+    for i, so in enumerate(stages):
+        if so.group is None:
+            continue
+        where = smap.where(("stages", i, "shared"))
+        if not so.group or "." in so.group or so.group in names | {"stem", "head"}:
+            raise SpaceError(
+                f"{where}: shared: {so.group!r} names the choices several stages share; use "
+                "a name without dots that is not a stage name, 'stem' or 'head' (or true/false)"
+            )
+        if so.group not in first:
+            first[so.group] = (i, so)
+            continue
+        _, other = first[so.group]
+        if other.blocks.types != so.blocks.types:
+            raise SpaceError(
+                f"{where}: stage {so.name} shares {so.group!r} with stage {other.name} but "
+                f"lists other types or choices; give both the same 'types' (a YAML anchor "
+                "helps)"
+            )
 
 
 def _role_names(role: Role) -> list[str]:

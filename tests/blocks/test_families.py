@@ -19,7 +19,17 @@ from archsearch.cost.reference import measure
 from archsearch.errors import SpecError, UnknownNameError
 from archsearch.spec import Block
 
-WIDTH_KEEPING = {"convnext", "pool", "mhsa", "sr_mhsa", "effformer_attn", "tinyvit", "cvt", "norm"}
+WIDTH_KEEPING = {
+    "convnext",
+    "pool",
+    "mhsa",
+    "sr_mhsa",
+    "effformer_attn",
+    "tinyvit",
+    "cvt",
+    "norm",
+    "nb201_cell",
+}
 
 # Ranges that keep examples small (fast on the meta device) yet cover every branch.
 RANGES: dict[str, st.SearchStrategy[Any]] = {

@@ -263,6 +263,7 @@ def test_spaces_and_blocks() -> None:
         "hybrid",
         "hybrid-small",
         "mbconv",
+        "nb201",
     ]
     code, out, _ = invoke("spaces", "show", "hybrid")
     doc = yaml.safe_load(out)

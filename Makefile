@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint pytest bench bench-latency bench-deepmad bench-proxy clean
+.PHONY: install run test lint pytest bench bench-latency bench-deepmad bench-proxy bench-search clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ bench-deepmad: $(STAMP)
 FASHION_MNIST ?= ../shared/data/fashion-mnist
 bench-proxy: $(STAMP)
 	$(BIN)/python benchmarks/proxy_ranking.py --data $(FASHION_MNIST)
+
+NB201 ?= ../shared/bench/nb201_cifar_latency.csv
+bench-search: $(STAMP)
+	$(BIN)/archsearch bench search --space nb201 --table $(NB201) \
+		--latency-column lat_ms_raspi4 --latency 25.68ms --trials 100,300 --seeds 20
+	$(BIN)/archsearch bench search --space nb201 --table $(NB201) \
+		--objectives cifar10_test:max,lat_ms_pixel3:min --trials 100,500 --seeds 20 \
+		--strategies random,evolution,optuna:nsga2
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -20,6 +20,7 @@ from archsearch.cli.common import (
 )
 from archsearch.cost import FLOP_CONVENTION, Budget
 from archsearch.db import RunConfig, Store
+from archsearch.evaluators import Metric, guess_direction, known_metrics
 from archsearch.expr import Expr, parse_expr
 from archsearch.solvers import parse_objectives
 from archsearch.spec import Architecture
@@ -93,10 +94,15 @@ def pareto(
     """
     store = Store(db)
     info = store.get_run(run)
+    # metrics stored by the run (a table's columns) are objectives too
+    stored = {m: Metric(m, guess_direction(m)) for m in store.metrics(run)}
+    known = {**stored, **known_metrics()}
     if objectives:
-        objs = [(o.name, o.direction) for o in parse_objectives(objectives)]
+        objs = [(o.name, o.direction) for o in parse_objectives(objectives, extra=known)]
     else:
-        objs = [(o.name, o.direction) for o in parse_objectives(info.config.objectives)]
+        objs = [
+            (o.name, o.direction) for o in parse_objectives(info.config.objectives, extra=known)
+        ]
         if "macs" not in dict(objs):
             objs.insert(0, ("macs", "min"))
     expr = parse_expr(where) if where else None

@@ -146,3 +146,54 @@ def test_arch_str_of_a_non_cell_network_misses(hybrid: Space, nb201_table: Path)
     table = Table(path=str(nb201_table))
     (values,) = table.evaluate([hybrid.sample(seed=0)])
     assert all(math.isnan(v) for v in values.values())
+
+
+def test_cli_run_with_a_table_and_a_measured_latency_bound(
+    tmp_path: Path, nb201_table: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from archsearch.cli import app
+
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    args = ["run", "--space", "nb201", "--table", str(nb201_table), "--db", db, "-f", "json"]
+    result = runner.invoke(
+        app,
+        [
+            *args,
+            "--score",
+            "table:acc_test",
+            "--latency-column",
+            "lat_ms_dev",
+            "--latency",
+            "4ms",
+            "--trials",
+            "40",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows and all(r["lat_ms_dev"] <= 4 for r in rows)
+    front = runner.invoke(
+        app,
+        [
+            "pareto",
+            "--run",
+            "1",
+            "--db",
+            db,
+            "--objectives",
+            "acc_test:max,lat_ms_dev",
+            "-f",
+            "json",
+        ],
+    )
+    assert front.exit_code == 0, front.output
+    assert {"acc_test", "lat_ms_dev"} <= set(json.loads(front.stdout)[0])
+    bad = runner.invoke(app, [*args, "--latency-column", "lat_ms_dev"])
+    assert bad.exit_code == 2 and "give the bound too" in bad.output
+    bad = runner.invoke(app, [*args, "--objectives", "acc:max"])
+    assert bad.exit_code == 2 and "unknown metric 'acc'" in bad.output

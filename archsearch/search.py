@@ -235,16 +235,9 @@ def configure(
             be members of the space, and those over the budget are skipped with a note.
         evaluator_options: Options per evaluator name, e.g. ``{"latency@cpu": {"threads": 2}}``.
     """
-    costs = {m.name for m in COST_METRICS}
     wanted = [split_score(n) for n in dict.fromkeys(scores)]
-    names = list(dict.fromkeys(n for n, _ in wanted if n not in costs))
-    for n in names:
-        EVALUATORS.get(n)  # an unknown score is named, with the list, before anything runs
     options_of = dict(evaluator_options or {})
-    for n, metric in wanted:
-        if metric is not None and EVALUATORS.get(n).dynamic_metrics:
-            options_of[n] = {**options_of.get(n, {}), "metric": metric}
-    evaluators = [EVALUATORS.create(n, **options_of.get(n, {})) for n in names]
+    evaluators = create_evaluators(scores, options_of)
     if objectives is None:
         if not wanted:
             objectives = strategy_class(strategy).objective or DEFAULT_OBJECTIVE
@@ -300,6 +293,28 @@ def configure(
         seed=seed,
         notes=notes,
     )
+
+
+def create_evaluators(
+    scores: Sequence[str], options_of: dict[str, dict[str, Any]] | None = None
+) -> list[Evaluator]:
+    """The evaluators of ``scores`` (cost metrics skipped), each with its options; a score
+    ``name:metric`` gives an evaluator whose metrics depend on its options (``table``) the
+    option ``metric``.
+
+    Raises:
+        UserError: an unknown score (the message lists the known ones) or option.
+    """
+    costs = {m.name for m in COST_METRICS}
+    wanted = [split_score(n) for n in dict.fromkeys(scores)]
+    names = list(dict.fromkeys(n for n, _ in wanted if n not in costs))
+    for n in names:
+        EVALUATORS.get(n)  # an unknown score is named, with the list, before anything runs
+    options = {n: dict((options_of or {}).get(n, {})) for n in names}
+    for n, metric in wanted:
+        if metric is not None and n in options and EVALUATORS.get(n).dynamic_metrics:
+            options[n]["metric"] = metric
+    return [EVALUATORS.create(n, **options[n]) for n in names]
 
 
 def split_score(score: str) -> tuple[str, str | None]:

@@ -89,8 +89,8 @@ def score_options(
 ) -> dict[str, dict[str, Any]]:
     """Options per score from the CLI's flags; a flag no chosen score takes is refused.
 
-    A score written ``name:metric`` (``table:cifar10_test``) gives ``name`` the option
-    ``metric`` when its metrics depend on its options.
+    Keys are evaluator names: ``table:cifar10_test`` counts as ``table`` (its ``metric``
+    option is set where the evaluator is created, :func:`archsearch.search.create_evaluators`).
     """
     from archsearch.cli.run import parse_options
     from archsearch.search import split_score
@@ -117,12 +117,8 @@ def score_options(
         "path": "--table",
     }
     costs = {m.name for m in COST_METRICS}
-    split = [split_score(n) for n in names]
-    classes = {n: EVALUATORS.get(n) for n, _ in split if n not in costs}
+    classes = {n: EVALUATORS.get(n) for n, _ in map(split_score, names) if n not in costs}
     out: dict[str, dict[str, Any]] = {n: {} for n in classes}
-    for n, metric in split:
-        if metric is not None and n in classes and classes[n].dynamic_metrics:
-            out[n]["metric"] = metric
     for key, value in given.items():
         takers = [n for n, cls in classes.items() if key in cls.option_names()]
         if not takers:
@@ -204,7 +200,13 @@ def evaluate(
     FLOP convention: one multiply-accumulate counts as one FLOP.
     """
     from archsearch.db import RunConfig, Store
-    from archsearch.search import DEFAULT_SCORE, resolve_init, score_metric, split_score
+    from archsearch.search import (
+        DEFAULT_SCORE,
+        create_evaluators,
+        resolve_init,
+        score_metric,
+        split_score,
+    )
     from archsearch.spec import Architecture
 
     names = split_names(score) or [DEFAULT_SCORE]
@@ -218,7 +220,7 @@ def evaluate(
         table=table,
         extra=score_option,
     )
-    evs: list[Evaluator] = [EVALUATORS.create(n, **opts) for n, opts in options.items()]
+    evs = create_evaluators(names, options)
     store = Store(db)
     archs: list[Architecture] = []
     for ref in refs:

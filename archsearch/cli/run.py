@@ -35,7 +35,15 @@ from archsearch.cost.devices import DEVICES
 from archsearch.cost.latency import parse_latency
 from archsearch.db import Store, display_url
 from archsearch.errors import UserError
-from archsearch.search import DEFAULT_OBJECTIVE, Outcome, Search, configure, from_run, optimize
+from archsearch.search import (
+    DEFAULT_OBJECTIVE,
+    Outcome,
+    Search,
+    configure,
+    from_run,
+    optimize,
+    split_score,
+)
 from archsearch.search import Progress as SearchProgress
 from archsearch.solvers import STRATEGIES
 from archsearch.spaces import load_space
@@ -223,7 +231,7 @@ def run(
             column = latency_column or f"latency@{dev}"
             constraints.append(f"{column} <= {parse_latency(latency)!r}")
         scores = split_names(score)
-        if table is not None and not any(n.partition(":")[0] == "table" for n in scores):
+        if table is not None and all(split_score(n)[0] != "table" for n in scores):
             scores.append("table")  # its columns are stored, and usable as metrics
         options = score_options(
             scores,

@@ -30,6 +30,7 @@ from typing import ClassVar
 
 from archsearch.errors import NotInSpaceError, UserError
 from archsearch.evaluators.base import COST_METRICS, Direction, Evaluator, Metric
+from archsearch.spaces.nb201 import arch_str
 from archsearch.spec import Architecture
 
 KEYS = ("digest", "arch_str")
@@ -229,8 +230,6 @@ class Table(Evaluator):
                 if row is not None:
                     return row
             return None
-        from archsearch.spaces.nb201 import arch_str
-
         try:
             return self.data.rows.get(arch_str(arch))
         except NotInSpaceError:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from archsearch.errors import NotInSpaceError, UserError
 from archsearch.registry import check_kwargs
@@ -50,6 +50,15 @@ REFUSED = {
 }
 SPACE_KEY = "space"
 """The constraint key of proposals that are not members of the space."""
+
+
+class _Told(NamedTuple):
+    """What Optuna is told of a candidate: its objective values (None when it was not
+    evaluated or failed), the bounds it breaks, and whether its evaluation failed."""
+
+    values: list[float] | None
+    broken: Mapping[str, float] = {}
+    failed: bool = False
 
 
 class OptunaSearch(Strategy):
@@ -107,7 +116,7 @@ class OptunaSearch(Strategy):
         self._keys: list[str] = []
         self._open: dict[str, optuna.Trial] = {}
         self._waiting: dict[str, list[optuna.Trial]] = {}
-        self._told: dict[str, tuple[list[float] | None, dict[str, float]]] = {}
+        self._told: dict[str, _Told] = {}
         self._worst: list[float] | None = None
         self.n_optuna_trials = 0
         """Trials the Optuna study holds: evaluated, infeasible and repeated proposals."""
@@ -176,11 +185,11 @@ class OptunaSearch(Strategy):
             try:
                 arch = problem.space.decode({**self._fixed, **trial.params})
             except NotInSpaceError:
-                self._finish(trial, None, {SPACE_KEY: 1.0})
+                self._finish(trial, _Told(None, {SPACE_KEY: 1.0}))
                 continue
             digest = arch.digest
             if digest in self._told:
-                self._finish(trial, *self._told[digest])
+                self._finish(trial, self._told[digest])
                 continue
             if digest in self._open or digest in self._waiting:
                 self._waiting.setdefault(digest, []).append(trial)
@@ -193,8 +202,8 @@ class OptunaSearch(Strategy):
                 # a rejected candidate must read as infeasible even if no bound says by how much
                 if not any(v > 0 for v in broken.values()):
                     broken[SPACE_KEY] = 1.0
-                self._told[digest] = (None, broken)
-                self._finish(trial, None, broken)
+                self._told[digest] = _Told(None, broken)
+                self._finish(trial, self._told[digest])
                 continue
             self._seen.add(digest)
             self._open[digest] = trial
@@ -233,10 +242,10 @@ class OptunaSearch(Strategy):
                     self.study.add_trial(frozen)
                 self.n_optuna_trials += 1
             else:
-                self._finish(trial, values, {}, failed=values is None)
-            self._told[digest] = (values, {}) if values is not None else (None, {"failed": 1})
+                self._finish(trial, _Told(values, failed=values is None))
+            self._told[digest] = _Told(values, failed=values is None)
             for twin in self._waiting.pop(digest, []):
-                self._finish(twin, *self._told[digest])
+                self._finish(twin, self._told[digest])
 
     def _params_of(self, arch: Architecture) -> dict[str, Any]:
         """A full encoding of ``arch``: its active labels, and the first value elsewhere."""
@@ -252,24 +261,16 @@ class OptunaSearch(Strategy):
                 min(w * s, v * s) * s for w, v, s in zip(self._worst, values, signs, strict=True)
             ]
 
-    def _finish(
-        self,
-        trial: optuna.Trial,
-        values: list[float] | None,
-        broken: Mapping[str, float],
-        *,
-        failed: bool = False,
-    ) -> None:
+    def _finish(self, trial: optuna.Trial, told: _Told) -> None:
         """Tells Optuna one trial: its values, or the worst seen when it was not evaluated."""
         import optuna
 
-        if failed or "failed" in broken:
+        if told.failed:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
         for key in self._keys:
-            trial.set_constraint(key, float(broken.get(key, 0.0)))
-        if values is None:
-            values = self._worst or [0.0] * len(self.problem.objectives)
+            trial.set_constraint(key, float(told.broken.get(key, 0.0)))
+        values = told.values or self._worst or [0.0] * len(self.problem.objectives)
         self.study.tell(trial, values)
 
     def config(self) -> dict[str, Any]:

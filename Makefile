@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint pytest bench bench-latency bench-deepmad bench-proxy bench-search clean
+.PHONY: install run test lint pytest bench bench-latency bench-deepmad bench-proxy bench-search bench-ray clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cost_model.py
@@ -49,6 +49,9 @@ bench-search: $(STAMP)
 	$(BIN)/archsearch bench search --space nb201 --table $(NB201) \
 		--objectives cifar10_test:max,lat_ms_pixel3:min --trials 100,500 --seeds 20 \
 		--strategies random,evolution,optuna:nsga2
+
+bench-ray: $(STAMP)
+	$(BIN)/python benchmarks/ray_overhead.py --trials 100 --tune-trials 20
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,23 +1,36 @@
 """The driver loop: ask -> budget filter -> evaluate -> store -> tell.
 
 One loop owns looping, budgets, errors, time limits and storage; strategies only propose and
-learn. A run's every finished trial is in the store, and the strategy is deterministic given
-its seed and what it is told, so :func:`resume` rebuilds a run from the database alone: it
-replays the stored results into a fresh strategy (asking the same batches, telling the stored
-scores instead of evaluating again) and continues where the run stopped.
+learn. Where candidates are evaluated is an :class:`Executor`: this process
+(:class:`InProcess`) or a Ray cluster (:mod:`archsearch.distributed`). A run's every finished
+trial is in the store, with the strategy's state after each full batch, and the strategy is
+deterministic given its seed and what it is told, so :func:`optimize` with ``run_id`` rebuilds
+a run from the database alone: it claims the run (refusing one whose owner still lives),
+restores the strategy's state or replays the stored results into a fresh strategy (asking the
+same batches, telling the stored scores instead of evaluating again), and continues where the
+run stopped, after Ctrl-C as after a crash or ``kill -9``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from archsearch.blocks import Cost
 from archsearch.cost import Budget, count, format_si
-from archsearch.db import RunConfig, Store, StoredTrial, TrialRecord, worker_id
+from archsearch.db import (
+    FINISHED_STATES,
+    Claim,
+    RunConfig,
+    Store,
+    StoredTrial,
+    TrialRecord,
+    worker_id,
+)
+from archsearch.db.heartbeat import STALE_AFTER, Heartbeat
 from archsearch.db.models import utcnow
 from archsearch.errors import BudgetError, UserError
 from archsearch.evaluators import (
@@ -436,41 +449,91 @@ def _best(
             best[o.name] = v
 
 
+class Executor(Protocol):
+    """Where a batch's new candidates are evaluated and stored: in this process
+    (:class:`InProcess`), or on a Ray cluster (:class:`archsearch.distributed.RayTasks`).
+
+    The driver calls :meth:`evaluate` with candidates the run has not finished yet; the
+    executor stores each one's trial (the run's numbering follows the order given) and returns
+    one :class:`Result` per candidate, in order.
+    """
+
+    def evaluate(
+        self, search: Search, store: Store, run_id: int, archs: Sequence[Architecture], beat: Beat
+    ) -> list[Result]: ...
+
+
+class Beat(Protocol):
+    """The driver's heartbeat, as an executor sees it: the trials it evaluates right now."""
+
+    trials: set[int]
+
+
+class InProcess:
+    """Evaluates in the driver's process. Cheap scores are stored a batch per transaction;
+    expensive ones one trial at a time, recorded ``running`` (with the heartbeat) while they
+    are evaluated, so that an interruption loses at most the trial being evaluated."""
+
+    def evaluate(
+        self, search: Search, store: Store, run_id: int, archs: Sequence[Architecture], beat: Beat
+    ) -> list[Result]:
+        if all(e.cheap for e in search.evaluators):
+            results, records = _evaluate(search, archs)
+            store.add_trials(run_id, records)
+            return results
+        out: list[Result] = []
+        for arch in archs:
+            (trial,) = store.queue_trials(run_id, [(arch, count(arch))], worker=worker_id())
+            beat.trials.add(trial)
+            try:
+                (result,), (record,) = _evaluate(search, [arch])
+            except BaseException:
+                store.release_trial(trial)  # back in the queue: a resume evaluates it again
+                raise
+            finally:
+                beat.trials.discard(trial)
+            store.finish_trial(trial, record.values, state=record.state, error=record.error)
+            out.append(result)
+        return out
+
+
 def optimize(
     store: Store,
     search: Search,
     *,
     run_id: int | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    executor: Executor | None = None,
+    takeover: bool = False,
+    stale_after: float = STALE_AFTER,
+    on_claim: Callable[[Claim], None] | None = None,
 ) -> Outcome:
     """Runs (or, with ``run_id``, resumes) a search, storing every finished trial.
 
     A new run's row is created once the strategy has proposed its first batch, so a budget
-    that no member meets fails without leaving a run behind.
+    that no member meets fails without leaving a run behind. A resumed run is first claimed
+    (:meth:`Store.claim_run`: refused while another live process drives it, unless
+    ``takeover``); trials its previous owner left unfinished are evaluated again. The
+    strategy's state is stored after every batch and restored on resume where the strategy
+    supports it; otherwise the stored results are replayed into it.
+
+    Args:
+        executor: Where candidates are evaluated (default: :class:`InProcess`).
+        takeover: Resume a run even if its owner seems alive.
+        stale_after: Seconds without a heartbeat after which a run's owner counts as gone.
+        on_claim: Told what claiming a resumed run found.
 
     Raises:
         BudgetError: the strategy found no candidate within the budget/constraints at all.
         KeyboardInterrupt: after marking the run ``interrupted``; finished trials are kept.
     """
     strategy = search.strategy
-    for ev in search.evaluators:
-        ev.bind(store)
-    strategy.setup(
-        Problem(
-            search.space,
-            search.objectives,
-            search.gate,
-            budget=search.budget,
-            constraints=search.constraints,
-            violations=search.gate.violations,
-        )
+    executor = executor or InProcess()
+    owner = worker_id()
+    prior, asked = prepare(
+        store, search, run_id, takeover=takeover, stale_after=stale_after, on_claim=on_claim
     )
-    prior: dict[str, StoredTrial] = {}
-    if run_id is not None:
-        prior = {t.digest: t for t in store.trials(run_id, states=("complete", "failed"))}
-        store.set_run_status(run_id, "running")
     stored = len(prior)
-    asked = 0
     new = 0
     best: dict[str, float] = {}
     for t in prior.values():
@@ -478,6 +541,7 @@ def optimize(
             _best(best, {**t.cost.as_dict(), **t.values}, search.objectives)
     start = time.monotonic()
     reason = "trials"
+    beat: Heartbeat | None = None
     try:
         while True:
             limit = search.n_trials
@@ -492,34 +556,43 @@ def optimize(
             ):
                 reason = "time limit"
                 break
+            if beat is not None and beat.lost:
+                raise UserError(
+                    f"run {run_id} was taken over by another process; this one stops (its "
+                    "finished trials are kept)"
+                )
             n = search.batch_size if limit is None else min(search.batch_size, limit - asked)
             batch = strategy.ask(n)
             if not batch:
-                if run_id is None:
+                if run_id is None or (asked == 0 and not prior):
                     raise _no_candidate(search)
                 reason = "strategy exhausted"
                 break
             if run_id is None:
-                run_id = store.create_run(search.run_config())
+                run_id = store.create_run(search.run_config(), owner=owner)
+            if beat is None:
+                beat = Heartbeat(store, run_id, owner).start()
             asked += len(batch)
-            # Cheap scores are stored a batch per transaction; expensive ones one trial at a
-            # time, so that an interruption loses at most the trial being evaluated.
-            chunk = len(batch) if all(e.cheap for e in search.evaluators) else 1
-            results: list[Result] = []
-            records: list[TrialRecord] = []
-            for i in range(0, len(batch), chunk):
-                part_results, part_records = _evaluate(search, batch[i : i + chunk], prior)
-                if part_records:
-                    store.add_trials(run_id, part_records)
-                    new += len(part_records)
-                    stored += len(part_records)
-                results += part_results
-                records += part_records
-            strategy.tell(results)
-            for r in results:
+            results: list[Result | None] = [_replayed(a, prior) for a in batch]
+            todo = [i for i, r in enumerate(results) if r is None]
+            if todo:
+                fresh = executor.evaluate(search, store, run_id, [batch[i] for i in todo], beat)
+                for i, r in zip(todo, fresh, strict=True):
+                    results[i] = r
+                new += len(todo)
+                stored += len(todo)
+            told = [r for r in results if r is not None]
+            strategy.tell(told)
+            # Only after full batches: a run cut short by --trials re-asks its last batch whole
+            # when resumed, so that it continues exactly as an uninterrupted run would.
+            if todo and len(batch) == search.batch_size:
+                state = strategy.state_dict()
+                if state is not None:
+                    store.save_strategy_state(run_id, {"asked": asked, "state": state})
+            for r in told:
                 if r.state == "complete":
                     _best(best, dict(r.values), search.objectives)
-            if on_progress is not None and records:
+            if on_progress is not None and todo:
                 on_progress(
                     Progress(run_id, stored, search.n_trials, time.monotonic() - start, best)
                 )
@@ -531,6 +604,9 @@ def optimize(
         if run_id is not None:
             store.set_run_status(run_id, "failed", error=f"{type(e).__name__}: {e}")
         raise
+    finally:
+        if beat is not None:
+            beat.stop()
     assert run_id is not None
     store.set_run_status(run_id, "finished")
     return Outcome(
@@ -543,6 +619,59 @@ def optimize(
         best,
         [a.digest for a in strategy.dropped_init],
     )
+
+
+def prepare(
+    store: Store,
+    search: Search,
+    run_id: int | None,
+    *,
+    takeover: bool = False,
+    stale_after: float = STALE_AFTER,
+    on_claim: Callable[[Claim], None] | None = None,
+) -> tuple[dict[str, StoredTrial], int]:
+    """Sets the strategy up, and for a resumed run claims it for this process and restores
+    the strategy's state; returns the run's finished trials by digest and how many candidates
+    the restored strategy had asked. Shared by every driver (in-process, Ray, Tune)."""
+    for ev in search.evaluators:
+        ev.bind(store)
+    search.strategy.setup(
+        Problem(
+            search.space,
+            search.objectives,
+            search.gate,
+            budget=search.budget,
+            constraints=search.constraints,
+            violations=search.gate.violations,
+        )
+    )
+    if run_id is None:
+        return {}, 0
+    claim = store.claim_run(run_id, owner=worker_id(), stale_after=stale_after, force=takeover)
+    if on_claim is not None:
+        on_claim(claim)
+    prior = {t.digest: t for t in store.trials(run_id, states=FINISHED_STATES)}
+    return prior, _restore(store, run_id, search.strategy)
+
+
+def _restore(store: Store, run_id: int, strategy: Strategy) -> int:
+    """Loads the strategy's stored state; returns how many candidates it had asked (0 when
+    there is no usable state: the driver then replays the stored results)."""
+    saved = store.strategy_state(run_id)
+    if not saved or not strategy.restorable:
+        return 0
+    strategy.load_state_dict(saved["state"])
+    return int(saved["asked"])
+
+
+def _replayed(arch: Architecture, prior: Mapping[str, StoredTrial]) -> Result | None:
+    """The stored result of ``arch`` in the run being resumed, or None."""
+    old = prior.get(arch.digest)
+    if old is None:
+        return None
+    values = {**{k: float(v) for k, v in old.cost.as_dict().items()}, **old.values}
+    state = "complete" if old.state == "complete" else "failed"
+    return Result(arch, values, state)  # type: ignore[arg-type]
 
 
 def _no_candidate(search: Search) -> BudgetError:
@@ -567,45 +696,34 @@ def _no_candidate(search: Search) -> BudgetError:
 
 
 def _evaluate(
-    search: Search, batch: Sequence[Architecture], prior: dict[str, StoredTrial]
+    search: Search, archs: Sequence[Architecture]
 ) -> tuple[list[Result], list[TrialRecord]]:
-    """Scores a batch (stored results are reused when replaying); returns results and new rows."""
-    results: list[Result | None] = [None] * len(batch)
-    todo: list[int] = []
-    for i, arch in enumerate(batch):
-        old = prior.get(arch.digest)
-        if old is None:
-            todo.append(i)
-            continue
-        values = {**{k: float(v) for k, v in old.cost.as_dict().items()}, **old.values}
-        state = "complete" if old.state == "complete" else "failed"
-        results[i] = Result(arch, values, state)  # type: ignore[arg-type]
+    """Scores candidates with every evaluator: their results and the trial rows to store."""
+    costs = [count(a) for a in archs]
+    started = utcnow()
+    scores, errors = run_evaluators(search.evaluators, archs)
+    finished = utcnow()
+    worker = worker_id()
+    results: list[Result] = []
     records: list[TrialRecord] = []
-    if todo:
-        archs = [batch[i] for i in todo]
-        costs = [count(a) for a in archs]
-        started = utcnow()
-        scores, errors = run_evaluators(search.evaluators, archs)
-        finished = utcnow()
-        worker = worker_id()
-        for k, i in enumerate(todo):
-            state = "failed" if errors[k] else "complete"
-            values = {key: float(v) for key, v in costs[k].as_dict().items()}
-            values.update(scores[k])
-            results[i] = Result(batch[i], values, state)  # type: ignore[arg-type]
-            records.append(
-                TrialRecord(
-                    batch[i],
-                    costs[k],
-                    scores[k],
-                    state=state,
-                    error=errors[k],
-                    started_at=started,
-                    finished_at=finished,
-                    worker=worker,
-                )
+    for k, arch in enumerate(archs):
+        state = "failed" if errors[k] else "complete"
+        values = {key: float(v) for key, v in costs[k].as_dict().items()}
+        values.update(scores[k])
+        results.append(Result(arch, values, state))  # type: ignore[arg-type]
+        records.append(
+            TrialRecord(
+                arch,
+                costs[k],
+                scores[k],
+                state=state,
+                error=errors[k],
+                started_at=started,
+                finished_at=finished,
+                worker=worker,
             )
-    return [r for r in results if r is not None], records
+        )
+    return results, records
 
 
 def run_evaluators(

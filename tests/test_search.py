@@ -9,7 +9,7 @@ from typing import ClassVar
 import pytest
 
 from archsearch.cost import Budget
-from archsearch.db import Store
+from archsearch.db import ACTIVE_STATES, FINISHED_STATES, Store
 from archsearch.errors import BudgetError, UserError
 from archsearch.evaluators import EVALUATORS, Evaluator, Metric
 from archsearch.search import configure, from_run, optimize
@@ -110,10 +110,13 @@ def test_interrupt_keeps_finished_trials_and_resume_matches_uninterrupted(
     with pytest.raises(KeyboardInterrupt):
         optimize(store, search())
     (run,) = [r for r in store.list_runs() if r.status == "interrupted"]
-    kept = store.trials(run.id)
-    # expensive evaluations are stored one by one: all 70 finished ones are kept
+    kept = store.trials(run.id, states=FINISHED_STATES)
+    # expensive evaluations are stored one by one: all 70 finished ones are kept, and the one
+    # interrupted waits in the queue
     assert len(kept) == 70
     assert [t.digest for t in kept] == expected[:70]
+    (queued,) = store.trials(run.id, states=ACTIVE_STATES)
+    assert (queued.number, queued.state, queued.digest) == (70, "waiting", expected[70])
 
     Flaky.interrupt_after = None
     calls_before = Flaky.calls
@@ -121,6 +124,8 @@ def test_interrupt_keeps_finished_trials_and_resume_matches_uninterrupted(
     assert out.status == "finished" and out.trials == 150 and out.new_trials == 80
     assert [t.digest for t in store.trials(run.id)] == expected
     assert Flaky.calls - calls_before == 80  # none evaluated twice
+    attempts = store.trial_attempts(run.id)
+    assert attempts[expected[70]] == 2 and sum(attempts.values()) == 151
 
 
 def test_budget_no_member_meets_is_reported_without_a_run(sqlite_url: str, hybrid: Space) -> None:

@@ -12,6 +12,7 @@ from archsearch.cli import bench, db, evaluate, latency, spaces, zoo
 from archsearch.cli.common import handle_errors
 from archsearch.cli.results import count, pareto, runs, show
 from archsearch.cli.run import run
+from archsearch.cli.sweep import sweep
 
 app = typer.Typer(
     name="archsearch",
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(run)
+app.command()(sweep)
 app.command()(runs)
 app.command()(pareto)
 app.command()(show)

@@ -27,11 +27,16 @@ from archsearch.spec import Architecture
 
 
 @handle_errors
-def runs(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
-    """List the runs in the database, newest first."""
+def runs(
+    db: DbOption = None,
+    sweep: Annotated[str | None, typer.Option(help="Only the runs of this sweep.")] = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """List the runs in the database, newest first (also while they run: trials in flight
+    count as active)."""
     store = Store(db)
     rows = []
-    for r in store.list_runs():
+    for r in store.sweep_runs(sweep)[::-1] if sweep else store.list_runs():
         c = r.config
         rows.append(
             {
@@ -44,7 +49,11 @@ def runs(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
                 "constraints": " and ".join(c.constraints) or "-",
                 "trials": r.n_complete,
                 "failed": r.n_failed,
+                "pruned": r.n_pruned,
+                "active": r.n_active,
                 "seed": c.seed,
+                "sweep": r.sweep or "-",
+                "owner": r.owner or "-",
                 "created": r.created_at.isoformat(timespec="seconds"),
                 "host": r.host,
             }
@@ -59,11 +68,16 @@ def runs(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
         "constraints",
         "trials",
         "failed",
+        "pruned",
+        "active",
         "seed",
+        "sweep",
         "created",
         "host",
+        "owner",
     ]
-    emit(rows, columns[:-1] if fmt is Format.table else columns, fmt, title="runs")
+    shown = [c for c in columns if c not in ("host", "owner")] if fmt is Format.table else columns
+    emit(rows, shown, fmt, title="runs")
 
 
 @handle_errors

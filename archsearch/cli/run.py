@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -33,7 +34,7 @@ from archsearch.cli.evaluate import (
 from archsearch.cost import BUDGET_EXAMPLES, FLOP_CONVENTION, Budget
 from archsearch.cost.devices import DEVICES
 from archsearch.cost.latency import parse_latency
-from archsearch.db import Store, display_url
+from archsearch.db import Claim, Store, display_url
 from archsearch.errors import UserError
 from archsearch.search import (
     DEFAULT_OBJECTIVE,
@@ -158,8 +159,53 @@ def run(
         int, typer.Option(help="Time the first K networks of the final front on --device.")
     ] = 0,
     resume: Annotated[
-        int | None, typer.Option(help="Continue the stored run with this id.")
+        int | None,
+        typer.Option(
+            help="Continue the stored run with this id (after Ctrl-C, a crash or kill -9, on "
+            "any machine that reaches the database)."
+        ),
     ] = None,
+    takeover: Annotated[
+        bool,
+        typer.Option(
+            help="With --resume: take the run over even if its owner's heartbeat is fresh."
+        ),
+    ] = False,
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="Where candidates are evaluated: local (this process) or ray (a Ray cluster: "
+            "cheap scores as batched tasks, training as Ray Tune trials)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --workers ray: the cluster (auto, or the head's host:port); none "
+            "starts a local Ray."
+        ),
+    ] = None,
+    max_concurrent: Annotated[
+        int | None,
+        typer.Option(help="With --workers ray: evaluations in flight at once. (default: all)"),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="With --workers ray and --score train: asha stops bad candidates early on "
+            "their per-epoch held-out accuracy."
+        ),
+    ] = None,
+    cpus_per_trial: Annotated[
+        float, typer.Option(help="With --workers ray: CPUs each evaluation requests.")
+    ] = 1.0,
+    gpus_per_trial: Annotated[
+        float, typer.Option(help="With --workers ray: GPUs each evaluation requests.")
+    ] = 0.0,
+    retries: Annotated[
+        int,
+        typer.Option(help="With --workers ray: retries of an evaluation whose worker died."),
+    ] = 2,
     top: Annotated[int, typer.Option(help="Rows of the final Pareto table.")] = 15,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
@@ -170,6 +216,11 @@ def run(
     stops cleanly, keeping every finished trial; continue with --resume. FLOP convention:
     one multiply-accumulate counts as one FLOP (ConvNeXt-T = 4.5 GFLOPs).
     """
+    ray = _ray_options(
+        workers, address, max_concurrent, scheduler, cpus_per_trial, gpus_per_trial, retries
+    )
+    if takeover and resume is None:
+        raise UserError("--takeover applies to --resume <run id>; add it or drop --takeover")
     store = Store(db)
     if resume is not None:
         given = {
@@ -207,62 +258,43 @@ def run(
             search.n_trials = trials
         if time_limit is not None:
             search.time_limit = time_limit
-        if search.n_trials is not None and info.n_complete + info.n_failed >= search.n_trials:
+        if search.n_trials is not None and info.n_finished >= search.n_trials:
             raise UserError(
-                f"--resume: run {resume} already has {info.n_complete + info.n_failed} trials; "
+                f"--resume: run {resume} already has {info.n_finished} trials; "
                 "pass --trials with a larger total to continue it"
             )
         run_id: int | None = resume
     else:
-        if space is None:
-            raise UserError("--space is required: a built-in space (e.g. hybrid) or a YAML file")
-        dev = device or "cpu"
-        DEVICES.get(dev)  # an unknown device is named as such, with the list
-        constraints = list(constraint or [])
-        if rho is not None:
-            if not rho > 0:
-                raise UserError(f"--rho: {rho} must be a positive number, e.g. --rho 0.3")
-            constraints.append(f"rho <= {rho!r}")
-        if latency_column is not None and latency is None:
-            raise UserError(
-                f"--latency-column {latency_column}: give the bound too, e.g. --latency 25ms"
-            )
-        if latency is not None:
-            column = latency_column or f"latency@{dev}"
-            constraints.append(f"{column} <= {parse_latency(latency)!r}")
-        scores = split_names(score)
-        if table is not None and all(split_score(n)[0] != "table" for n in scores):
-            scores.append("table")  # its columns are stored, and usable as metrics
-        options = score_options(
-            scores,
+        search = build_search(
+            space=space,
+            budget=budget,
+            strategy=strategy,
+            objectives=objectives,
+            score=score,
             data=data,
             epochs=epochs,
             steps=steps,
             proxy_input=proxy_input,
             proxy_batch=proxy_batch,
             table=table,
-            extra=score_option,
-        )
-        options[f"latency@{dev}"] = parse_options(device_option or [], what="--device-option")
-        search = configure(
-            space=load_space(space),
-            strategy=strategy or DEFAULTS["strategy"],
-            strategy_options=parse_options(option or []),
-            objectives=objectives,
-            scores=scores,
-            budget=Budget.parse(budget or []),
-            constraints=constraints,
-            n_trials=trials if trials is not None else DEFAULTS["trials"],
+            score_option=score_option,
+            constraint=constraint,
+            rho=rho,
+            trials=trials,
             time_limit=time_limit,
-            batch_size=batch_size or DEFAULTS["batch_size"],
-            seed=seed if seed is not None else DEFAULTS["seed"],
-            init=init or [],
-            evaluator_options=options,
+            seed=seed,
+            batch_size=batch_size,
+            option=option,
+            init=init,
+            latency=latency,
+            latency_column=latency_column,
+            device=device,
+            device_option=device_option,
         )
         run_id = None
     for note in search.notes:
         err_console.print(f"note: {note}", soft_wrap=True)
-    outcome = _run_with_progress(store, search, run_id)
+    outcome = _run_with_progress(store, search, run_id, ray=ray, db=db, takeover=takeover)
     for digest in outcome.dropped_init:
         err_console.print(f"note: initial candidate {digest[:12]} broke a constraint; skipped")
     _report(store, search, outcome, top, fmt)
@@ -271,6 +303,85 @@ def run(
         _report_design(solution)
     if measure_top:
         _measure_front(store, search, outcome, measure_top, device, device_option, fmt)
+
+
+def build_search(
+    *,
+    space: str | None,
+    budget: list[str] | None = None,
+    strategy: str | None = None,
+    objectives: str | None = None,
+    score: list[str] | None = None,
+    data: str | None = None,
+    epochs: float | None = None,
+    steps: int | None = None,
+    proxy_input: str | None = None,
+    proxy_batch: int | None = None,
+    table: str | None = None,
+    score_option: list[str] | None = None,
+    constraint: list[str] | None = None,
+    rho: float | None = None,
+    trials: int | None = None,
+    time_limit: float | None = None,
+    seed: int | None = None,
+    batch_size: int | None = None,
+    option: list[str] | None = None,
+    init: list[str] | None = None,
+    latency: str | None = None,
+    latency_column: str | None = None,
+    device: str | None = None,
+    device_option: list[str] | None = None,
+) -> Search:
+    """A :class:`Search` from `archsearch run`'s options (also a sweep file's keys).
+
+    Raises:
+        UserError: an option is invalid (the message names it).
+    """
+    if space is None:
+        raise UserError("--space is required: a built-in space (e.g. hybrid) or a YAML file")
+    dev = device or "cpu"
+    DEVICES.get(dev)  # an unknown device is named as such, with the list
+    constraints = list(constraint or [])
+    if rho is not None:
+        if not rho > 0:
+            raise UserError(f"--rho: {rho} must be a positive number, e.g. --rho 0.3")
+        constraints.append(f"rho <= {rho!r}")
+    if latency_column is not None and latency is None:
+        raise UserError(
+            f"--latency-column {latency_column}: give the bound too, e.g. --latency 25ms"
+        )
+    if latency is not None:
+        column = latency_column or f"latency@{dev}"
+        constraints.append(f"{column} <= {parse_latency(latency)!r}")
+    scores = split_names(score)
+    if table is not None and all(split_score(n)[0] != "table" for n in scores):
+        scores.append("table")  # its columns are stored, and usable as metrics
+    options = score_options(
+        scores,
+        data=data,
+        epochs=epochs,
+        steps=steps,
+        proxy_input=proxy_input,
+        proxy_batch=proxy_batch,
+        table=table,
+        extra=score_option,
+    )
+    options[f"latency@{dev}"] = parse_options(device_option or [], what="--device-option")
+    return configure(
+        space=load_space(space),
+        strategy=strategy or DEFAULTS["strategy"],
+        strategy_options=parse_options(option or []),
+        objectives=objectives,
+        scores=scores,
+        budget=Budget.parse(budget or []),
+        constraints=constraints,
+        n_trials=trials if trials is not None else DEFAULTS["trials"],
+        time_limit=time_limit,
+        batch_size=batch_size or DEFAULTS["batch_size"],
+        seed=seed if seed is not None else DEFAULTS["seed"],
+        init=init or [],
+        evaluator_options=options,
+    )
 
 
 def _measure_front(
@@ -371,7 +482,62 @@ def _params(block: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in block.params.items() if k not in skip)
 
 
-def _run_with_progress(store: Store, search: Search, run_id: int | None) -> Outcome:
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None
+    max_concurrent: int | None
+    scheduler: str | None
+    cpus: float
+    gpus: float
+    retries: int
+
+
+def _ray_options(
+    workers: str,
+    address: str | None,
+    max_concurrent: int | None,
+    scheduler: str | None,
+    cpus: float,
+    gpus: float,
+    retries: int,
+) -> RayOptions | None:
+    """The validated Ray options, or None to evaluate in this process."""
+    if workers not in ("local", "ray"):
+        raise UserError(f"--workers: {workers!r} must be local or ray")
+    if workers == "local":
+        given = {
+            "--address": address,
+            "--max-concurrent": max_concurrent,
+            "--scheduler": scheduler,
+            "--cpus-per-trial": cpus != 1.0,
+            "--gpus-per-trial": gpus != 0.0,
+            "--retries": retries != 2,
+        }
+        extra = [k for k, v in given.items() if v]
+        if extra:
+            raise UserError(f"{', '.join(extra)} need --workers ray; add it or drop them")
+        return None
+    if max_concurrent is not None and max_concurrent < 1:
+        raise UserError(f"--max-concurrent: {max_concurrent} must be at least 1")
+    if cpus <= 0 or gpus < 0:
+        raise UserError(
+            f"--cpus-per-trial {cpus} / --gpus-per-trial {gpus}: CPUs must be positive and "
+            "GPUs not negative"
+        )
+    if retries < 0:
+        raise UserError(f"--retries: {retries} must be 0 or more")
+    return RayOptions(address, max_concurrent, scheduler, cpus, gpus, retries)
+
+
+def _run_with_progress(
+    store: Store,
+    search: Search,
+    run_id: int | None,
+    *,
+    ray: RayOptions | None = None,
+    db: str | None = None,
+    takeover: bool = False,
+) -> Outcome:
     first = search.objectives[0]
     bar = Progress(
         TextColumn("[bold]run {task.fields[run]}"),
@@ -409,8 +575,30 @@ def _run_with_progress(store: Store, search: Search, run_id: int | None) -> Outc
         shown = f"{first.name}={best:.5g}" if best is not None else "-"
         bar.update(task, completed=p.done, run=p.run_id, best=shown)
 
+    def on_claim(claim: Claim) -> None:
+        if claim.previous_owner and claim.previous_status == "running":
+            err_console.print(
+                f"note: took run {run_id} over from {claim.previous_owner} (status running, no "
+                f"live heartbeat); {claim.requeued} unfinished trial(s) queued again",
+                soft_wrap=True,
+            )
+        elif claim.requeued:
+            err_console.print(
+                f"note: {claim.requeued} unfinished trial(s) of run {run_id} queued again",
+                soft_wrap=True,
+            )
+
     try:
-        return optimize(store, search, run_id=run_id, on_progress=on_progress)
+        if ray is None:
+            return optimize(
+                store,
+                search,
+                run_id=run_id,
+                on_progress=on_progress,
+                takeover=takeover,
+                on_claim=on_claim,
+            )
+        return _run_on_ray(store, search, run_id, ray, db, takeover, on_progress, on_claim)
     except KeyboardInterrupt:
         _stop(bar)
         rid = current["run"]
@@ -425,6 +613,62 @@ def _run_with_progress(store: Store, search: Search, run_id: int | None) -> Outc
         raise typer.Exit(130) from None
     finally:
         _stop(bar)
+
+
+def _run_on_ray(
+    store: Store,
+    search: Search,
+    run_id: int | None,
+    ray: RayOptions,
+    db: str | None,
+    takeover: bool,
+    on_progress: Any,
+    on_claim: Any,
+) -> Outcome:
+    """Cheap scores as batched Ray tasks; expensive ones (training) as Ray Tune trials."""
+    from archsearch.distributed import RayTasks, connect, worker_url
+
+    cheap = all(e.cheap for e in search.evaluators)
+    if ray.scheduler is not None and cheap:
+        raise UserError(
+            f"--scheduler {ray.scheduler}: it stops trainings early; this run has only cheap "
+            "scores, which are evaluated as batched Ray tasks"
+        )
+    cluster = connect(ray.address)
+    url = worker_url(db, cluster)
+    if cheap:
+        executor = RayTasks(
+            url,
+            max_concurrent=ray.max_concurrent,
+            cpus=ray.cpus,
+            gpus=ray.gpus,
+            retries=ray.retries,
+        )
+        return optimize(
+            store,
+            search,
+            run_id=run_id,
+            on_progress=on_progress,
+            executor=executor,
+            takeover=takeover,
+            on_claim=on_claim,
+        )
+    from archsearch.distributed.tune import tune_search
+
+    return tune_search(
+        store,
+        search,
+        url=url,
+        run_id=run_id,
+        max_concurrent=ray.max_concurrent,
+        scheduler=ray.scheduler,
+        cpus=ray.cpus,
+        gpus=ray.gpus,
+        retries=ray.retries,
+        takeover=takeover,
+        on_progress=on_progress,
+        on_claim=on_claim,
+    )
 
 
 def _stop(bar: Progress) -> None:

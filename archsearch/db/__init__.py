@@ -1,9 +1,12 @@
 """The store: SQLAlchemy models, Alembic migrations, and Pareto queries (SQLite/PostgreSQL)."""
 
 from archsearch.db.store import (
+    ACTIVE_STATES,
     DEFAULT_URL,
     ENV_VAR,
+    FINISHED_STATES,
     ArchitectureInfo,
+    Claim,
     DeviceInfo,
     LatencyEntry,
     RunConfig,
@@ -12,14 +15,18 @@ from archsearch.db.store import (
     StoredTrial,
     TrialRecord,
     display_url,
+    owner_alive,
     resolve_url,
     worker_id,
 )
 
 __all__ = [
+    "ACTIVE_STATES",
     "DEFAULT_URL",
     "ENV_VAR",
+    "FINISHED_STATES",
     "ArchitectureInfo",
+    "Claim",
     "DeviceInfo",
     "LatencyEntry",
     "RunConfig",
@@ -28,6 +35,7 @@ __all__ = [
     "StoredTrial",
     "TrialRecord",
     "display_url",
+    "owner_alive",
     "resolve_url",
     "worker_id",
 ]

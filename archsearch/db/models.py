@@ -4,7 +4,12 @@ Tables: ``runs`` (one search), ``architectures`` (one row per distinct digest, w
 exact costs), ``trials`` (one evaluation of an architecture in a run), ``scores`` (one row per
 trial and metric); for latency, ``devices`` (an identity and its key), ``latency_entries``
 (the look-up tables), ``latency_fits`` (corrections) and ``network_latencies`` (whole networks
-timed). Timestamps are naive UTC. A NaN score is stored as NULL.
+timed); ``trial_intermediates`` (the values a trial reported while it ran, e.g. accuracy per
+epoch). Timestamps are naive UTC. A NaN score is stored as NULL.
+
+Crash safety: a run records its ``owner`` (the process driving it) and a ``heartbeat_at`` that
+owner refreshes while it lives, and the strategy's state after the last told batch; a trial
+records its worker, heartbeat and ``attempts`` (how many times an evaluation was started).
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-TRIAL_STATES = ("waiting", "running", "complete", "failed")
-RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+TRIAL_STATES = ("waiting", "running", "complete", "failed", "pruned")
+"""``waiting``: queued for a worker; ``running``: a worker is evaluating it (heartbeat);
+``complete``/``failed``: finished; ``pruned``: stopped early by a scheduler (ASHA)."""
+RUN_STATUSES = ("queued", "running", "finished", "interrupted", "failed")
 
 
 def utcnow() -> datetime:
@@ -62,6 +69,11 @@ class RunModel(Base):
     host: Mapped[str] = mapped_column(String(255))
     version: Mapped[str] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    strategy_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
+    sweep: Mapped[str | None] = mapped_column(String(255), index=True)
+    sweep_point: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     trials: Mapped[list[TrialModel]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
@@ -98,6 +110,7 @@ class TrialModel(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
     worker: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     run: Mapped[RunModel] = relationship(back_populates="trials")
     architecture: Mapped[ArchitectureModel] = relationship()
@@ -117,6 +130,22 @@ class ScoreModel(Base):
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
     metric: Mapped[str] = mapped_column(String(64))
     value: Mapped[float | None] = mapped_column(Float)
+
+
+class TrialIntermediateModel(Base):
+    """A value a trial reported while running (step = epoch or report number)."""
+
+    __tablename__ = "trial_intermediates"
+    __table_args__ = (
+        UniqueConstraint("trial_id", "step", "metric", name="uq_trial_intermediates_step"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class DeviceModel(Base):

@@ -28,7 +28,18 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, and_, create_engine, event, func, inspect, select, text
+from sqlalchemy import (
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -42,6 +53,7 @@ from archsearch.db.models import (
     NetworkLatencyModel,
     RunModel,
     ScoreModel,
+    TrialIntermediateModel,
     TrialModel,
     utcnow,
 )
@@ -114,6 +126,18 @@ class RunInfo:
     error: str | None
     n_complete: int = 0
     n_failed: int = 0
+    n_pruned: int = 0
+    n_active: int = 0
+    """Trials queued or being evaluated (``waiting`` or ``running``)."""
+    owner: str | None = None
+    heartbeat_at: datetime | None = None
+    sweep: str | None = None
+    sweep_point: dict[str, Any] | None = None
+
+    @property
+    def n_finished(self) -> int:
+        """Trials that count towards the run's ``n_trials``: complete, failed or pruned."""
+        return self.n_complete + self.n_failed + self.n_pruned
 
 
 @dataclass(frozen=True)
@@ -173,7 +197,39 @@ class LatencyEntry:
 
 
 def worker_id() -> str:
+    """``host:pid`` of this process: the owner of the runs it drives, the worker of its trials."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """Whether the process ``owner`` (``host:pid``) lives: known only on its own host (None
+    elsewhere, where only its heartbeat tells)."""
+    if not owner or ":" not in owner:
+        return None
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+FINISHED_STATES = ("complete", "failed", "pruned")
+ACTIVE_STATES = ("waiting", "running")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What :meth:`Store.claim_run` found when it took a run over."""
+
+    previous_owner: str | None
+    previous_status: str
+    requeued: int
+    """Trials left ``waiting``/``running`` by the previous owner, put back in the queue."""
 
 
 class Store:
@@ -314,20 +370,115 @@ class Store:
 
     # -- runs ----------------------------------------------------------------------------
 
-    def create_run(self, config: RunConfig) -> int:
-        """Stores a new run in state ``running``; returns its id."""
+    def create_run(
+        self,
+        config: RunConfig,
+        *,
+        status: str = "running",
+        owner: str | None = None,
+        sweep: str | None = None,
+        sweep_point: dict[str, Any] | None = None,
+    ) -> int:
+        """Stores a new run (``running``, owned by this process; or ``queued``, unowned, for a
+        sweep's runs not started yet); returns its id."""
         from archsearch import __version__
 
         with self.transaction() as s:
             run = RunModel(
                 **config.__dict__,
-                status="running",
+                status=status,
                 host=socket.gethostname(),
                 version=__version__,
+                owner=owner if owner is not None or status != "running" else worker_id(),
+                heartbeat_at=utcnow() if status == "running" else None,
+                sweep=sweep,
+                sweep_point=sweep_point,
             )
             s.add(run)
             s.flush()
             return run.id
+
+    def claim_run(
+        self, run_id: int, *, owner: str, stale_after: float, force: bool = False
+    ) -> Claim:
+        """Makes ``owner`` the process driving run ``run_id`` and marks it ``running``.
+
+        A run marked ``running`` whose owner still lives (same host: its pid; elsewhere: a
+        heartbeat newer than ``stale_after`` seconds) is refused unless ``force``. Trials the
+        previous owner left ``waiting`` or ``running`` are put back to ``waiting``: its workers
+        died with it, and the new owner evaluates them again.
+
+        Raises:
+            StoreError: no such run.
+            UserError: the run is being driven by a live process.
+        """
+        with self.transaction() as s:
+            run = s.execute(
+                select(RunModel).where(RunModel.id == run_id).with_for_update()
+            ).scalar_one_or_none()
+            if run is None:
+                raise self._no_run(run_id)
+            previous, status = run.owner, run.status
+            if status == "running" and previous not in (None, owner) and not force:
+                alive = owner_alive(previous)
+                age = (
+                    None
+                    if run.heartbeat_at is None
+                    else (utcnow() - run.heartbeat_at).total_seconds()
+                )
+                if alive or (alive is None and age is not None and age < stale_after):
+                    seen = "" if age is None else f" (last heartbeat {age:.0f}s ago)"
+                    raise UserError(
+                        f"--resume {run_id}: the run is being driven by {previous}{seen}; stop "
+                        f"that process first, or if it is gone wait {stale_after:.0f}s for its "
+                        "heartbeat to go stale, or pass --takeover"
+                    )
+            moved = _rowcount(
+                s.execute(
+                    update(TrialModel)
+                    .where(TrialModel.run_id == run_id, TrialModel.state.in_(ACTIVE_STATES))
+                    .values(state="waiting", worker=None)
+                )
+            )
+            run.owner = owner
+            run.status = "running"
+            run.error = None
+            run.finished_at = None
+            run.heartbeat_at = utcnow()
+            return Claim(previous, status, moved)
+
+    def heartbeat(self, run_id: int, owner: str, trial_ids: Sequence[int] = ()) -> bool:
+        """Refreshes the heartbeat of the run (if ``owner`` still drives it) and of
+        ``trial_ids``; False when another process has taken the run over."""
+        now = utcnow()
+        with self.transaction() as s:
+            done = _rowcount(
+                s.execute(
+                    update(RunModel)
+                    .where(RunModel.id == run_id, RunModel.owner == owner)
+                    .values(heartbeat_at=now)
+                )
+            )
+            if trial_ids:
+                s.execute(
+                    update(TrialModel)
+                    .where(TrialModel.id.in_(list(trial_ids)), TrialModel.state == "running")
+                    .values(heartbeat_at=now)
+                )
+            return bool(done)
+
+    def save_strategy_state(self, run_id: int, state: dict[str, Any] | None) -> None:
+        """Stores the strategy's state after its last told batch (None clears it)."""
+        with self.transaction() as s:
+            s.execute(update(RunModel).where(RunModel.id == run_id).values(strategy_state=state))
+
+    def strategy_state(self, run_id: int) -> dict[str, Any] | None:
+        with self.session() as s:
+            return s.scalar(select(RunModel.strategy_state).where(RunModel.id == run_id))
+
+    def sweep_runs(self, sweep: str) -> list[RunInfo]:
+        """The runs of sweep ``sweep``, oldest first."""
+        return sorted(self._runs(RunModel.sweep == sweep), key=lambda r: r.id)
 
     def set_run_status(self, run_id: int, status: str, *, error: str | None = None) -> None:
         with self.transaction() as s:
@@ -336,7 +487,7 @@ class Store:
                 raise self._no_run(run_id)
             run.status = status
             run.error = error
-            run.finished_at = None if status == "running" else utcnow()
+            run.finished_at = None if status in ("running", "queued") else utcnow()
 
     def _no_run(self, run_id: int) -> StoreError:
         return StoreError(
@@ -386,6 +537,12 @@ class Store:
                     error=r.error,
                     n_complete=counts.get((r.id, "complete"), 0),
                     n_failed=counts.get((r.id, "failed"), 0),
+                    n_pruned=counts.get((r.id, "pruned"), 0),
+                    n_active=sum(counts.get((r.id, st), 0) for st in ACTIVE_STATES),
+                    owner=r.owner,
+                    heartbeat_at=r.heartbeat_at,
+                    sweep=r.sweep,
+                    sweep_point=r.sweep_point,
                 )
                 for r in runs
             ]
@@ -395,55 +552,257 @@ class Store:
     def add_trials(self, run_id: int, records: Sequence[TrialRecord]) -> list[int]:
         """Stores finished trials (architectures upserted by digest) in one transaction.
 
-        Returns the trial numbers given, consecutive within the run.
+        A candidate the run already holds as ``waiting``/``running`` (queued by a previous
+        owner, see :meth:`claim_run`) is finished in place, keeping its number; the others get
+        new numbers, consecutive within the run. Returns the trials' numbers.
         """
         if not records:
             return []
         with self.transaction() as s:
-            # Serialise numbering per run (a no-op on SQLite, whose write lock is held already).
-            locked = s.execute(
-                select(RunModel.id).where(RunModel.id == run_id).with_for_update()
-            ).first()
-            if locked is None:
-                raise self._no_run(run_id)
-            ids = self._upsert_architectures(s, records)
-            start = s.scalar(
-                select(func.max(TrialModel.number)).where(TrialModel.run_id == run_id)
-            )
-            first = 0 if start is None else start + 1
+            self._lock_run(s, run_id)
+            ids = self._upsert_architectures(s, [(r.arch, r.cost) for r in records])
+            open_ = self._open_trials(s, run_id, list(ids.values()))
+            number = self._next_number(s, run_id)
             worker = worker_id()
             now = utcnow()
-            trials = [
-                TrialModel(
-                    run_id=run_id,
-                    number=first + i,
-                    architecture_id=ids[r.arch.digest],
-                    state=r.state,
-                    started_at=r.started_at or now,
-                    finished_at=r.finished_at or now,
-                    heartbeat_at=r.finished_at or now,
-                    worker=r.worker or worker,
-                    error=r.error,
-                    scores=[
-                        ScoreModel(metric=m, value=_to_db(v)) for m, v in sorted(r.values.items())
-                    ],
-                )
-                for i, r in enumerate(records)
-            ]
-            s.add_all(trials)
-            return [t.number for t in trials]
+            out: list[int] = []
+            for r in records:
+                t = open_.get(ids[r.arch.digest])
+                if t is None:
+                    t = TrialModel(
+                        run_id=run_id, number=number, architecture_id=ids[r.arch.digest]
+                    )
+                    number += 1
+                    s.add(t)
+                else:
+                    t.attempts += 1
+                t.state = r.state
+                t.started_at = r.started_at or now
+                t.finished_at = r.finished_at or now
+                t.heartbeat_at = r.finished_at or now
+                t.worker = r.worker or worker
+                t.error = r.error
+                t.scores = [
+                    ScoreModel(metric=m, value=_to_db(v)) for m, v in sorted(r.values.items())
+                ]
+                out.append(t.number)
+            return out
 
-    def _upsert_architectures(self, s: Session, records: Sequence[TrialRecord]) -> dict[str, int]:
+    def queue_trials(
+        self,
+        run_id: int,
+        candidates: Sequence[tuple[Architecture, Cost]],
+        *,
+        worker: str | None = None,
+    ) -> list[int]:
+        """Records candidates about to be evaluated; returns their trial ids.
+
+        With ``worker`` the trials are ``running`` on it (attempt counted, heartbeat set);
+        without, ``waiting`` for a worker to :meth:`begin_trial`. A candidate already held
+        ``waiting``/``running`` keeps its row and number.
+        """
+        if not candidates:
+            return []
+        with self.transaction() as s:
+            self._lock_run(s, run_id)
+            ids = self._upsert_architectures(s, candidates)
+            open_ = self._open_trials(s, run_id, list(ids.values()))
+            number = self._next_number(s, run_id)
+            now = utcnow()
+            rows: list[TrialModel] = []
+            for arch, _ in candidates:
+                t = open_.get(ids[arch.digest])
+                if t is None:
+                    t = TrialModel(
+                        run_id=run_id, number=number, architecture_id=ids[arch.digest], attempts=0
+                    )
+                    number += 1
+                    s.add(t)
+                t.state = "running" if worker else "waiting"
+                t.worker = worker
+                t.error = None
+                t.heartbeat_at = now
+                if worker:
+                    t.attempts += 1
+                    t.started_at = now
+                rows.append(t)
+            s.flush()
+            return [t.id for t in rows]
+
+    def begin_trials(self, trial_ids: Sequence[int], worker: str) -> list[bool]:
+        """A worker starts evaluating queued trials (attempt counted, heartbeat set), in one
+        transaction; False for a trial already finished (a retried task whose first attempt
+        got through), which the worker must not evaluate again."""
+        now = utcnow()
+        with self.transaction() as s:
+            rows = s.scalars(
+                select(TrialModel).where(TrialModel.id.in_(list(trial_ids))).with_for_update()
+            )
+            by_id = {t.id: t for t in rows}
+            out = []
+            for tid in trial_ids:
+                t = by_id.get(tid)
+                if t is None or t.state not in ACTIVE_STATES:
+                    out.append(False)
+                    continue
+                t.state, t.worker, t.attempts = "running", worker, t.attempts + 1
+                t.started_at = t.heartbeat_at = now
+                out.append(True)
+            return out
+
+    def begin_trial(self, trial_id: int, worker: str) -> bool:
+        """:meth:`begin_trials` for one trial."""
+        return self.begin_trials([trial_id], worker)[0]
+
+    def heartbeat_trials(self, trial_ids: Sequence[int]) -> None:
+        """Refreshes the heartbeat of running trials (called by the workers evaluating them)."""
+        with self.transaction() as s:
+            s.execute(
+                update(TrialModel)
+                .where(TrialModel.id.in_(list(trial_ids)), TrialModel.state == "running")
+                .values(heartbeat_at=utcnow())
+            )
+
+    def release_trial(self, trial_id: int) -> None:
+        """Puts a trial whose evaluation was interrupted back to ``waiting``."""
+        with self.transaction() as s:
+            s.execute(
+                update(TrialModel)
+                .where(TrialModel.id == trial_id, TrialModel.state.in_(ACTIVE_STATES))
+                .values(state="waiting", worker=None)
+            )
+
+    def finish_trials(
+        self, outcomes: Sequence[tuple[int, Mapping[str, float], str, str | None]]
+    ) -> list[bool]:
+        """Stores ``(trial id, scores, state, error)`` of finished trials in one transaction;
+        False (nothing written) for a trial finished already, so that a retried evaluation
+        never stores a trial twice."""
+        for _, _, state, _ in outcomes:
+            if state not in FINISHED_STATES:
+                raise ValueError(f"state {state!r} is not one of {FINISHED_STATES}")
+        now = utcnow()
+        with self.transaction() as s:
+            ids = [o[0] for o in outcomes]
+            rows = s.scalars(select(TrialModel).where(TrialModel.id.in_(ids)).with_for_update())
+            by_id = {t.id: t for t in rows}
+            out = []
+            for tid, values, state, error in outcomes:
+                t = by_id.get(tid)
+                if t is None or t.state in FINISHED_STATES:
+                    out.append(False)
+                    continue
+                t.state, t.error = state, error
+                t.finished_at = t.heartbeat_at = now
+                t.started_at = t.started_at or now
+                t.scores = [
+                    ScoreModel(metric=m, value=_to_db(v)) for m, v in sorted(values.items())
+                ]
+                out.append(True)
+            return out
+
+    def finish_trial(
+        self,
+        trial_id: int,
+        values: Mapping[str, float],
+        *,
+        state: str = "complete",
+        error: str | None = None,
+    ) -> bool:
+        """:meth:`finish_trials` for one trial."""
+        return self.finish_trials([(trial_id, values, state, error)])[0]
+
+    def trial_state(self, trial_id: int) -> tuple[str, dict[str, float], str | None]:
+        """A trial's state, scores and error."""
+        with self.session() as s:
+            t = s.get(TrialModel, trial_id)
+            if t is None:
+                raise StoreError(f"there is no trial with id {trial_id}")
+            values = {sc.metric: _from_db(sc.value) for sc in t.scores}
+            return t.state, values, t.error
+
+    def add_intermediate(self, trial_id: int, step: int, values: Mapping[str, float]) -> None:
+        """Stores the values a trial reported at ``step`` (a step reported again is replaced,
+        e.g. by a retried attempt)."""
+        with self.transaction() as s:
+            s.execute(
+                delete(TrialIntermediateModel).where(
+                    TrialIntermediateModel.trial_id == trial_id,
+                    TrialIntermediateModel.step == step,
+                )
+            )
+            s.add_all(
+                TrialIntermediateModel(trial_id=trial_id, step=step, metric=m, value=_to_db(v))
+                for m, v in sorted(values.items())
+            )
+
+    def intermediates(self, run_id: int) -> dict[int, list[tuple[int, dict[str, float]]]]:
+        """Every intermediate value of a run: trial number -> [(step, values)] by step."""
+        with self.session() as s:
+            rows = s.execute(
+                select(
+                    TrialModel.number,
+                    TrialIntermediateModel.step,
+                    TrialIntermediateModel.metric,
+                    TrialIntermediateModel.value,
+                )
+                .join(TrialModel, TrialIntermediateModel.trial_id == TrialModel.id)
+                .where(TrialModel.run_id == run_id)
+                .order_by(TrialModel.number, TrialIntermediateModel.step)
+            )
+            out: dict[int, dict[int, dict[str, float]]] = {}
+            for number, step, metric, value in rows:
+                out.setdefault(number, {}).setdefault(step, {})[metric] = _from_db(value)
+            return {n: sorted(steps.items()) for n, steps in out.items()}
+
+    def trial_attempts(self, run_id: int) -> dict[str, int]:
+        """digest -> attempts of each trial of the run."""
+        with self.session() as s:
+            rows = s.execute(
+                select(ArchitectureModel.digest, TrialModel.attempts)
+                .join(TrialModel, TrialModel.architecture_id == ArchitectureModel.id)
+                .where(TrialModel.run_id == run_id)
+            )
+            return {d: int(a) for d, a in rows}
+
+    def _lock_run(self, s: Session, run_id: int) -> None:
+        # Serialise numbering per run (a no-op on SQLite, whose write lock is held already).
+        locked = s.execute(
+            select(RunModel.id).where(RunModel.id == run_id).with_for_update()
+        ).first()
+        if locked is None:
+            raise self._no_run(run_id)
+
+    @staticmethod
+    def _next_number(s: Session, run_id: int) -> int:
+        last = s.scalar(select(func.max(TrialModel.number)).where(TrialModel.run_id == run_id))
+        return 0 if last is None else last + 1
+
+    @staticmethod
+    def _open_trials(s: Session, run_id: int, arch_ids: list[int]) -> dict[int, TrialModel]:
+        """The run's ``waiting``/``running`` trials of these architectures, by architecture."""
+        rows = s.scalars(
+            select(TrialModel).where(
+                TrialModel.run_id == run_id,
+                TrialModel.architecture_id.in_(arch_ids),
+                TrialModel.state.in_(ACTIVE_STATES),
+            )
+        )
+        return {t.architecture_id: t for t in rows}
+
+    def _upsert_architectures(
+        self, s: Session, candidates: Sequence[tuple[Architecture, Cost]]
+    ) -> dict[str, int]:
         rows = {
-            r.arch.digest: {
-                "digest": r.arch.digest,
-                "spec": r.arch.to_json(),
-                "params": r.cost.params,
-                "macs": r.cost.macs,
-                "activations": r.cost.activations,
+            arch.digest: {
+                "digest": arch.digest,
+                "spec": arch.to_json(),
+                "params": cost.params,
+                "macs": cost.macs,
+                "activations": cost.activations,
                 "created_at": utcnow(),
             }
-            for r in records
+            for arch, cost in candidates
         }
         if self.dialect in ("sqlite", "postgresql"):
             from sqlalchemy.dialects import postgresql, sqlite
@@ -717,7 +1076,7 @@ class Store:
     ) -> None:
         """Stores one whole-network measurement (the architecture is upserted by digest)."""
         with self.transaction() as s:
-            ids = self._upsert_architectures(s, [record])
+            ids = self._upsert_architectures(s, [(record.arch, record.cost)])
             s.add(
                 NetworkLatencyModel(
                     device_id=self._device_id(s, device),
@@ -831,6 +1190,11 @@ class Store:
         first, direction = objectives[0]
         front.sort(key=lambda r: -r[first] if direction == "max" else r[first])
         return front
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (a ``CursorResult``'s count; the ORM types it as ``Result``)."""
+    return int(result.rowcount or 0)
 
 
 def _to_db(value: float) -> float | None:

@@ -51,6 +51,11 @@ class Evaluator(ABC):
     on_step: Callable[[str, int, int], None] | None = None
     """``(candidate label, steps done, total steps)``: set by the CLI to draw a progress bar
     per candidate; long-running evaluators (training) call it as they go. None: no reports."""
+    on_report: Callable[[int, dict[str, float]], None] | None = None
+    """``(step, values)``: intermediate results of the candidate being evaluated (training:
+    held-out accuracy and loss after each epoch but the last), set by the Ray Tune trainable
+    so that schedulers such as ASHA can stop bad candidates early; they are stored too.
+    Reporting must not change the final scores. None: no reports."""
 
     @abstractmethod
     def evaluate(self, archs: Sequence[Architecture]) -> list[dict[str, float]]:

@@ -137,6 +137,9 @@ class TrainResult:
 
 StepCallback = Callable[[int, int], None]
 """``(steps done, total steps)``, called after every optimiser step."""
+EpochCallback = Callable[[int, dict[str, float]], None]
+"""``(epochs done, {"accuracy": %, "loss": ...})`` on the held-out split, after every epoch but
+the last."""
 
 
 def train(
@@ -145,8 +148,13 @@ def train(
     recipe: Recipe,
     *,
     on_step: StepCallback | None = None,
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
-    """Trains ``model`` (built for ``ds``'s shape and classes) with ``recipe``; see the module."""
+    """Trains ``model`` (built for ``ds``'s shape and classes) with ``recipe``; see the module.
+
+    ``on_epoch`` measures the held-out split after each epoch but the last (in eval mode with
+    the running batch-norm statistics, drawing no random numbers, so the final result is the
+    same with or without it)."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -222,6 +230,10 @@ def train(
             step += 1
             if on_step is not None:
                 on_step(step, total)
+        if on_epoch is not None and step < total and step % per_epoch == 0:
+            accuracy, eval_loss = evaluate_accuracy(model, x_eval, y_eval, ds)
+            model.train()
+            on_epoch(step // per_epoch, {"accuracy": accuracy, "loss": eval_loss})
     recalibrate_bn(model, x_train, recipe.bn_batches, bs, g)
     accuracy, eval_loss = evaluate_accuracy(model, x_eval, y_eval, ds)
     return TrainResult(
@@ -377,7 +389,13 @@ class Train(Evaluator):
                 if self.threads:
                     torch.set_num_threads(self.threads)
                 try:
-                    r = train(model, ds, self.recipe, on_step=self._reporter(arch.digest[:12]))
+                    r = train(
+                        model,
+                        ds,
+                        self.recipe,
+                        on_step=self._reporter(arch.digest[:12]),
+                        on_epoch=self.on_report,
+                    )
                 finally:
                     torch.set_num_threads(threads)
             out.append(

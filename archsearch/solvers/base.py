@@ -11,7 +11,10 @@ strategies never do I/O. The driver calls, in this order:
 3. :meth:`Strategy.tell` with one :class:`Result` per asked candidate, in the asked order;
 
 and repeats 2-3. A strategy is deterministic given its ``seed`` and the results it is told, so
-a run is resumed by replaying its stored results into a fresh strategy.
+a run can be resumed by replaying its stored results into a fresh strategy. Strategies that are
+:attr:`Strategy.restorable` also give their state (population, random state, ...) as plain
+JSON-able data (:meth:`Strategy.state_dict`); the driver stores it after every batch and
+restores it on resume, without replaying.
 """
 
 from __future__ import annotations
@@ -154,6 +157,10 @@ class Strategy(ABC):
     objective: ClassVar[str | None] = None
     """The objective a strategy optimises by construction (DeepMAD: ``entropy:max``); a run
     with this strategy and no objectives or scores uses it instead of the general default."""
+    restorable: ClassVar[bool] = False
+    """True when :meth:`state_dict` captures all of the strategy's state (a subclass that
+    keeps state of its own extends :meth:`_extra_state` and :meth:`_load_extra_state`); False:
+    a resumed run replays the stored results instead."""
 
     def __init__(
         self,
@@ -238,6 +245,49 @@ class Strategy(ABC):
             "max_tries": self.max_tries,
             "init": [a.to_json() for a in self.init],
         }
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The strategy's state after the last :meth:`tell`, as JSON-able data (None when not
+        :attr:`restorable`). Called by the driver after every batch; stored with the run."""
+        if not self.restorable:
+            return None
+        version, internal, gauss = self.rng.getstate()
+        return {
+            "strategy": self.name,
+            "rng": [version, list(internal), gauss],
+            "n_asked": self.n_asked,
+            "seen": sorted(self._seen),
+            "queue": [a.to_json() for a in self._queue],
+            "dropped_init": [a.to_json() for a in self.dropped_init],
+            **self._extra_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores :meth:`state_dict`'s output; called by the driver after :meth:`setup` when
+        it resumes a run.
+
+        Raises:
+            ValueError: the state is another strategy's.
+        """
+        if state.get("strategy") != self.name:
+            raise ValueError(
+                f"stored strategy state is {state.get('strategy')!r}'s, not {self.name!r}'s"
+            )
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.n_asked = int(state["n_asked"])
+        self._seen = set(state["seen"])
+        self._queue = [Architecture.from_json(a) for a in state["queue"]]
+        self.dropped_init = [Architecture.from_json(a) for a in state["dropped_init"]]
+        self._load_extra_state(state)
+
+    def _extra_state(self) -> dict[str, Any]:
+        """A subclass's own state for :meth:`state_dict` (keys other than the base's)."""
+        return {}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restores what :meth:`_extra_state` gave."""
+        return None
 
     def _propose(self, make: Callable[[], Architecture]) -> Architecture | None:
         """Calls ``make`` until it returns a new feasible candidate, or None after max_tries."""

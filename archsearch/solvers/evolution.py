@@ -17,8 +17,9 @@ join the population; for several they sort behind every finite result.
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ class Evolution(Strategy):
     """
 
     name = "evolution"
+    restorable = True
 
     def __init__(
         self,
@@ -91,6 +93,33 @@ class Evolution(Strategy):
             "crossover_prob": self.crossover_prob,
             "mutation_prob": self.mutation_prob,
         }
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {
+            "aging": [[_enc(v), a.to_json()] for v, a in self._aging],
+            "sampling_missed": self._sampling_missed,
+            "parents": [[[_enc(x) for x in v], a.to_json()] for v, a in self._parents],
+            "children": [[[_enc(x) for x in v], a.to_json()] for v, a in self._children],
+            "rank": [int(r) for r in self._rank],
+            "crowd": [_enc(c) for c in self._crowd],
+        }
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self._aging = deque(
+            ((_dec(v), Architecture.from_json(a)) for v, a in state["aging"]),
+            maxlen=self.population,
+        )
+        self._sampling_missed = bool(state["sampling_missed"])
+        self._parents = [
+            (np.array([_dec(x) for x in v]), Architecture.from_json(a))
+            for v, a in state["parents"]
+        ]
+        self._children = [
+            (np.array([_dec(x) for x in v]), Architecture.from_json(a))
+            for v, a in state["children"]
+        ]
+        self._rank = np.array(state["rank"], dtype=np.int64)
+        self._crowd = np.array([_dec(c) for c in state["crowd"]], dtype=np.float64)
 
     # -- ask ---------------------------------------------------------------------------
 
@@ -184,3 +213,13 @@ class Evolution(Strategy):
         order = np.lexsort((-crowd, ranks))[: self.population]
         self._parents = [pool[i] for i in order]
         self._rank_parents()
+
+
+def _enc(x: float) -> float | str:
+    """A float for JSON (which PostgreSQL's JSON type holds without inf/NaN): those as text."""
+    x = float(x)
+    return x if math.isfinite(x) else repr(x)
+
+
+def _dec(x: float | str) -> float:
+    return float(x)

@@ -14,6 +14,7 @@ class RandomSearch(Strategy):
     """Independent samples of the space, each new and within the budget."""
 
     name = "random"
+    restorable = True
 
     def propose(self, n: int) -> list[Architecture]:
         return self._fill(n, lambda: self.space.sample(self.rng))

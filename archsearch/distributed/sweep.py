@@ -1,0 +1,308 @@
+"""Sweeps: many runs from one YAML file, executed at once on Ray, all in one database.
+
+A sweep file::
+
+    name: budgets-x-strategies        # optional; default: the file's name without .yaml
+    base:                             # settings every run shares: `archsearch run`'s options
+      space: nb201
+      table: ../shared/bench/nb201_cifar_latency.csv
+      score: table:cifar10_test
+      trials: 100
+    grid:                             # every combination of these values ...
+      strategy: [random, evolution, optuna:tpe]
+      budget: [50MFLOP, 100MFLOP, 200MFLOP]
+      seed: [0, 1, 2, 3, 4]
+    runs:                             # ... for each of these (optional; default: one, empty)
+      - {objectives: "cifar10_test:max"}
+
+Each point (``base``, then the ``runs`` entry, then the ``grid`` combination) becomes one run,
+stored with the sweep's name and the point. Running the same sweep again skips its finished
+runs and resumes the others from the database, so a sweep survives the loss of its driver.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from archsearch.db import Store
+from archsearch.errors import UserError
+from archsearch.spaces.schema import SourceMap, format_path
+
+LIST_KEYS = (
+    "budget",
+    "score",
+    "score_option",
+    "constraint",
+    "option",
+    "init",
+    "device_option",
+)
+
+
+class RunSettings(BaseModel):
+    """One run's settings: the options of ``archsearch run`` (underscores for dashes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: str | None = None
+    strategy: str | None = None
+    budget: str | list[str] | None = None
+    objectives: str | None = None
+    score: str | list[str] | None = None
+    data: str | None = None
+    epochs: float | None = None
+    steps: int | None = None
+    proxy_input: str | None = None
+    proxy_batch: int | None = None
+    table: str | None = None
+    score_option: str | list[str] | None = None
+    constraint: str | list[str] | None = None
+    rho: float | None = None
+    trials: int | None = None
+    time_limit: float | None = None
+    seed: int | None = None
+    batch_size: int | None = None
+    option: str | list[str] | dict[str, Any] | None = None
+    init: str | list[str] | None = None
+    latency: str | None = None
+    latency_column: str | None = None
+    device: str | None = None
+    device_option: str | list[str] | dict[str, Any] | None = None
+
+
+class SweepFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    base: RunSettings = RunSettings()
+    grid: dict[str, list[Any]] = {}
+    runs: list[RunSettings] = []
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of a sweep: its settings (as ``archsearch run`` options) and where they came
+    from in the file."""
+
+    settings: dict[str, Any]
+    where: str
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """The settings as stored with the run (their identity within the sweep)."""
+        out: dict[str, Any] = json.loads(json.dumps(self.settings, sort_keys=True))
+        return out
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    points: list[Point]
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Reads and validates a sweep file, and checks every point's settings.
+
+    Raises:
+        UserError: the file is missing, not YAML, breaks the schema, or a point's settings are
+            invalid; as ``file:line: message``.
+    """
+    from archsearch.cli.run import build_search
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"sweep file {str(path)!r} does not exist; give the path of a .yaml file")
+    source = str(path)
+    text = path.read_text()
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{source}{line}: YAML syntax error: {getattr(e, 'problem', e)}") from None
+    smap = SourceMap(source, root)
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a sweep file is a mapping with base, grid and/or runs")
+    try:
+        sweep = SweepFile.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = _existing_path(data, err["loc"])
+        value = err.get("input")
+        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg, shown = f"unknown key {err['loc'][-1]!r}; see `archsearch run --help`", ""
+        raise UserError(f"{smap.where(loc)}: {format_path(loc)}: {msg}{shown}") from None
+    for key, values in sweep.grid.items():
+        if key not in RunSettings.model_fields:
+            raise UserError(
+                f"{smap.where(('grid', key))}: grid.{key}: unknown setting {key!r}; grid keys are "
+                "`archsearch run` options, e.g. strategy, budget, seed"
+            )
+        if not values:
+            raise UserError(f"{smap.where(('grid', key))}: grid.{key}: give at least one value")
+    base = sweep.base.model_dump(exclude_none=True)
+    entries: list[tuple[int | None, RunSettings]] = list(enumerate(sweep.runs)) or [
+        (None, RunSettings())
+    ]
+    names = list(sweep.grid)
+    points: list[Point] = []
+    for i, entry in entries:
+        for combo in itertools.product(*(sweep.grid[k] for k in names)):
+            settings = {
+                **base,
+                **entry.model_dump(exclude_none=True),
+                **dict(zip(names, combo, strict=True)),
+            }
+            where = smap.where(("runs", i)) if i is not None else smap.where(("grid",))
+            label = "" if i is None else f"runs[{i}]"
+            label += "".join(f" {k}={v}" for k, v in zip(names, combo, strict=True))
+            try:
+                settings = RunSettings.model_validate(settings).model_dump(exclude_none=True)
+                build_search(**_as_options(settings))
+            except ValidationError as e:
+                err = e.errors()[0]
+                raise UserError(
+                    f"{where}: {label.strip()}: {err['loc'][0]}: {err['msg']} (got "
+                    f"{err.get('input')!r})"
+                ) from None
+            except UserError as e:
+                raise UserError(f"{where}: {label.strip() or 'base'}: {e}") from None
+            points.append(Point(settings, where))
+    keys = [json.dumps(p.key, sort_keys=True) for p in points]
+    if len(set(keys)) < len(keys):
+        raise UserError(f"{source}: two points of the sweep have the same settings; vary them")
+    return Sweep(sweep.name or path.stem, points)
+
+
+def _existing_path(data: Any, loc: Sequence[Any]) -> tuple[Any, ...]:
+    """The longest prefix of a pydantic error location that exists in the document."""
+    path: list[Any] = []
+    node = data
+    for k in loc:
+        try:
+            node = node[k]
+        except (KeyError, IndexError, TypeError):
+            break
+        path.append(k)
+    return tuple(path)
+
+
+def _as_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """Sweep settings -> :func:`archsearch.cli.run.build_search` keyword arguments."""
+    out = dict(settings)
+    for key in LIST_KEYS:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = [value]
+        elif isinstance(value, dict):
+            out[key] = [f"{k}={json.dumps(v)}" for k, v in value.items()]
+    return out
+
+
+@dataclass
+class RunResult:
+    """What became of one run of a sweep."""
+
+    run_id: int
+    point: dict[str, Any]
+    status: str
+    trials: int
+    error: str | None
+
+
+def prepare(store: Store, sweep: Sweep) -> list[int]:
+    """The run of every point: found in the database (a sweep run again) or created
+    ``queued``. Returns run ids in the points' order."""
+    from archsearch.cli.run import build_search
+
+    existing = {
+        json.dumps(r.sweep_point, sort_keys=True): r.id for r in store.sweep_runs(sweep.name)
+    }
+    ids = []
+    for p in sweep.points:
+        found = existing.get(json.dumps(p.key, sort_keys=True))
+        if found is None:
+            search = build_search(**_as_options(p.settings))
+            found = store.create_run(
+                search.run_config(), status="queued", sweep=sweep.name, sweep_point=p.key
+            )
+        ids.append(found)
+    return ids
+
+
+def execute_run(url: str, run_id: int) -> tuple[str, int, str | None]:
+    """Runs on a worker: drives one stored run to its end (resuming what is stored). Returns
+    its status, trial count and error. A failure is recorded with the run, not raised."""
+    from archsearch.search import from_run, optimize
+
+    store = Store(url)
+    info = store.get_run(run_id)
+    try:
+        search = from_run(info.config)
+        if info.n_finished >= (search.n_trials or 0) and info.status == "finished":
+            return "finished", info.n_finished, None
+        optimize(store, search, run_id=run_id, takeover=True)
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"
+        store.set_run_status(run_id, "failed", error=error)
+    info = store.get_run(run_id)
+    return info.status, info.n_finished, info.error
+
+
+def run_sweep(
+    store: Store,
+    url: str,
+    sweep: Sweep,
+    run_ids: Sequence[int],
+    *,
+    max_concurrent: int | None = None,
+    cpus: float = 1.0,
+    gpus: float = 0.0,
+    retries: int = 2,
+    on_update: Callable[[int, int], None] | None = None,
+) -> list[RunResult]:
+    """Executes the sweep's unfinished runs as Ray tasks (``max_concurrent`` at once, each
+    with ``cpus``/``gpus``, retried ``retries`` times if its worker dies); a failed run does
+    not stop the others. ``on_update(runs done, trials stored)`` is called as they progress."""
+    import ray
+
+    remote = ray.remote(execute_run).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries)
+    todo = [rid for rid in run_ids if store.get_run(rid).status != "finished"]
+    done_count = len(run_ids) - len(todo)
+    pending: dict[Any, int] = {}
+    queue = list(todo)
+    limit = max_concurrent or len(todo) or 1
+    errors: dict[int, str] = {}
+    while queue or pending:
+        while queue and len(pending) < limit:
+            rid = queue.pop(0)
+            pending[remote.remote(url, rid)] = rid
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+        for ref in ready:
+            rid = pending.pop(ref)
+            done_count += 1
+            try:
+                ray.get(ref)
+            except Exception as e:  # the worker died after every retry
+                errors[rid] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+                store.set_run_status(rid, "failed", error=errors[rid])
+        if on_update is not None:
+            trials = sum(r.n_finished for r in store.sweep_runs(sweep.name))
+            on_update(done_count, trials)
+    out = []
+    by_id = {r.id: r for r in store.sweep_runs(sweep.name)}
+    for rid, p in zip(run_ids, sweep.points, strict=True):
+        info = by_id[rid]
+        out.append(RunResult(rid, p.key, info.status, info.n_finished, info.error))
+    return out

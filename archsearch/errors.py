@@ -10,6 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
+def first_line(e: object) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class ArchsearchError(Exception):
     """Base class of every exception archsearch raises on purpose."""
 

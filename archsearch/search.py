@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -527,98 +528,163 @@ def optimize(
         BudgetError: the strategy found no candidate within the budget/constraints at all.
         KeyboardInterrupt: after marking the run ``interrupted``; finished trials are kept.
     """
-    strategy = search.strategy
     executor = executor or InProcess()
-    owner = worker_id()
     prior, asked = prepare(
         store, search, run_id, takeover=takeover, stale_after=stale_after, on_claim=on_claim
     )
-    stored = len(prior)
-    new = 0
-    best: dict[str, float] = {}
-    for t in prior.values():
-        if t.state == "complete":
-            _best(best, {**t.cost.as_dict(), **t.values}, search.objectives)
-    start = time.monotonic()
-    reason = "trials"
-    beat: Heartbeat | None = None
-    try:
-        while True:
-            limit = search.n_trials
-            if limit is not None and asked >= limit:
-                reason = "trials"
-                break
-            replaying = asked < len(prior)  # re-asking stored trials costs no search time
-            if (
-                not replaying
-                and search.time_limit
-                and time.monotonic() - start >= search.time_limit
-            ):
-                reason = "time limit"
-                break
-            if beat is not None and beat.lost:
-                raise UserError(
-                    f"run {run_id} was taken over by another process; this one stops (its "
-                    "finished trials are kept)"
-                )
-            n = search.batch_size if limit is None else min(search.batch_size, limit - asked)
-            batch = strategy.ask(n)
+    run = RunInProgress(store, search, run_id, prior, asked, on_progress)
+    with run.recording():
+        while run.stop_reason() is None:
+            batch, results = run.ask()
             if not batch:
-                if run_id is None or (asked == 0 and not prior):
-                    raise _no_candidate(search)
-                reason = "strategy exhausted"
                 break
-            if run_id is None:
-                run_id = store.create_run(search.run_config(), owner=owner)
-            if beat is None:
-                beat = Heartbeat(store, run_id, owner).start()
-            asked += len(batch)
-            results: list[Result | None] = [_replayed(a, prior) for a in batch]
             todo = [i for i, r in enumerate(results) if r is None]
             if todo:
-                fresh = executor.evaluate(search, store, run_id, [batch[i] for i in todo], beat)
+                assert run.run_id is not None and run.beat is not None
+                archs = [batch[i] for i in todo]
+                fresh = executor.evaluate(search, store, run.run_id, archs, run.beat)
                 for i, r in zip(todo, fresh, strict=True):
                     results[i] = r
-                new += len(todo)
-                stored += len(todo)
-            told = [r for r in results if r is not None]
-            strategy.tell(told)
-            # Only after full batches: a run cut short by --trials re-asks its last batch whole
-            # when resumed, so that it continues exactly as an uninterrupted run would.
-            if todo and len(batch) == search.batch_size:
-                state = strategy.state_dict()
-                if state is not None:
-                    store.save_strategy_state(run_id, {"asked": asked, "state": state})
-            for r in told:
-                if r.state == "complete":
-                    _best(best, dict(r.values), search.objectives)
-            if on_progress is not None and todo:
-                on_progress(
-                    Progress(run_id, stored, search.n_trials, time.monotonic() - start, best)
-                )
-    except KeyboardInterrupt:
-        if run_id is not None:
-            store.set_run_status(run_id, "interrupted")
-        raise
-    except BaseException as e:
-        if run_id is not None:
-            store.set_run_status(run_id, "failed", error=f"{type(e).__name__}: {e}")
-        raise
-    finally:
-        if beat is not None:
-            beat.stop()
-    assert run_id is not None
-    store.set_run_status(run_id, "finished")
-    return Outcome(
-        run_id,
-        "finished",
-        stored,
-        new,
-        time.monotonic() - start,
-        reason,
-        best,
-        [a.digest for a in strategy.dropped_init],
-    )
+            run.tell(batch, results, len(todo))
+    return run.outcome()
+
+
+@dataclass
+class RunInProgress:
+    """A driver's run in progress: the loop's bookkeeping shared by :func:`optimize` and the
+    Ray Tune searcher (:mod:`archsearch.distributed.tune`), which evaluate differently.
+
+    The run's row is created once the strategy has proposed its first batch, with this
+    process as owner and a :class:`Heartbeat` from then on.
+    """
+
+    store: Store
+    search: Search
+    run_id: int | None
+    prior: dict[str, StoredTrial]
+    """The run's finished trials by digest (resumed runs), told instead of evaluated."""
+    asked: int
+    on_progress: Callable[[Progress], None] | None = None
+    owner: str = field(default_factory=worker_id)
+    stored: int = 0
+    new: int = 0
+    best: dict[str, float] = field(default_factory=dict)
+    start: float = field(default_factory=time.monotonic)
+    reason: str = "trials"
+    beat: Heartbeat | None = None
+
+    def __post_init__(self) -> None:
+        self.stored = len(self.prior)
+        for t in self.prior.values():
+            if t.state == "complete":
+                _best(self.best, {**t.cost.as_dict(), **t.values}, self.search.objectives)
+
+    def stop_reason(self) -> str | None:
+        """Why the run stops now (also kept in :attr:`reason`), or None to go on.
+
+        Raises:
+            UserError: another process has taken the run over.
+        """
+        search = self.search
+        if search.n_trials is not None and self.asked >= search.n_trials:
+            self.reason = "trials"
+            return self.reason
+        replaying = self.asked < len(self.prior)  # re-asking stored trials costs no time
+        if (
+            not replaying
+            and search.time_limit
+            and time.monotonic() - self.start >= search.time_limit
+        ):
+            self.reason = "time limit"
+            return self.reason
+        if self.beat is not None and self.beat.lost:
+            raise UserError(
+                f"run {self.run_id} was taken over by another process; this one stops (its "
+                "finished trials are kept)"
+            )
+        return None
+
+    def ask(self) -> tuple[list[Architecture], list[Result | None]]:
+        """The strategy's next batch, with the stored result of each candidate the run has
+        finished already (None for those to evaluate); an empty batch when exhausted.
+
+        Raises:
+            BudgetError: the strategy found no candidate within the budget at all.
+        """
+        search = self.search
+        limit = search.n_trials
+        n = search.batch_size if limit is None else min(search.batch_size, limit - self.asked)
+        batch = search.strategy.ask(n)
+        if not batch:
+            if self.run_id is None or (self.asked == 0 and not self.prior):
+                raise _no_candidate(search)
+            self.reason = "strategy exhausted"
+            return [], []
+        if self.run_id is None:
+            self.run_id = self.store.create_run(search.run_config(), owner=self.owner)
+        if self.beat is None:
+            self.beat = Heartbeat(self.store, self.run_id, self.owner).start()
+        self.asked += len(batch)
+        return batch, [_replayed(a, self.prior) for a in batch]
+
+    def tell(
+        self, batch: Sequence[Architecture], results: Sequence[Result | None], new: int
+    ) -> None:
+        """Tells the strategy the whole batch (``new`` of its results were just evaluated and
+        stored), stores its state and reports progress."""
+        search = self.search
+        told = [r for r in results if r is not None]
+        assert self.run_id is not None and len(told) == len(batch)
+        self.stored += new
+        self.new += new
+        search.strategy.tell(told)
+        # Only after full batches: a run cut short by --trials re-asks its last batch whole
+        # when resumed, so that it continues exactly as an uninterrupted run would.
+        if new and len(batch) == search.batch_size:
+            state = search.strategy.state_dict()
+            if state is not None:
+                self.store.save_strategy_state(self.run_id, {"asked": self.asked, "state": state})
+        for r in told:
+            if r.state == "complete":
+                _best(self.best, dict(r.values), search.objectives)
+        if self.on_progress is not None and new:
+            elapsed = time.monotonic() - self.start
+            self.on_progress(
+                Progress(self.run_id, self.stored, search.n_trials, elapsed, self.best)
+            )
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """Marks the run ``interrupted`` (Ctrl-C) or ``failed`` (with the error) if the block
+        raises, and stops the heartbeat when it ends."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.run_id is not None:
+                self.store.set_run_status(self.run_id, "interrupted")
+            raise
+        except BaseException as e:
+            if self.run_id is not None:
+                self.store.set_run_status(self.run_id, "failed", error=f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            if self.beat is not None:
+                self.beat.stop()
+
+    def outcome(self) -> Outcome:
+        """Marks the run ``finished`` and says how it went."""
+        assert self.run_id is not None
+        self.store.set_run_status(self.run_id, "finished")
+        return Outcome(
+            self.run_id,
+            "finished",
+            self.stored,
+            self.new,
+            time.monotonic() - self.start,
+            self.reason,
+            self.best,
+            [a.digest for a in self.search.strategy.dropped_init],
+        )
 
 
 def prepare(

@@ -222,31 +222,37 @@ def run(
     if takeover and resume is None:
         raise UserError("--takeover applies to --resume <run id>; add it or drop --takeover")
     store = Store(db)
+    settings: dict[str, Any] = {  # build_search's keywords, from the options
+        "space": space,
+        "budget": budget,
+        "strategy": strategy,
+        "objectives": objectives,
+        "score": score,
+        "data": data,
+        "epochs": epochs,
+        "steps": steps,
+        "proxy_input": proxy_input,
+        "proxy_batch": proxy_batch,
+        "table": table,
+        "score_option": score_option,
+        "constraint": constraint,
+        "rho": rho,
+        "trials": trials,
+        "time_limit": time_limit,
+        "seed": seed,
+        "batch_size": batch_size,
+        "option": option,
+        "init": init,
+        "latency": latency,
+        "latency_column": latency_column,
+        "device": device,
+        "device_option": device_option,
+    }
     if resume is not None:
-        given = {
-            "--space": space,
-            "--budget": budget,
-            "--strategy": strategy,
-            "--objectives": objectives,
-            "--score": score,
-            "--data": data,
-            "--epochs": epochs,
-            "--steps": steps,
-            "--proxy-input": proxy_input,
-            "--proxy-batch": proxy_batch,
-            "--table": table,
-            "--score-option": score_option,
-            "--constraint": constraint,
-            "--rho": rho,
-            "--seed": seed,
-            "--batch-size": batch_size,
-            "--option": option,
-            "--init": init,
-            "--latency": latency,
-            "--latency-column": latency_column,
-            "--device-option": device_option,
-        }
-        extra = [k for k, v in given.items() if v]
+        may_change = ("trials", "time_limit", "device")
+        extra = [
+            f"--{k.replace('_', '-')}" for k, v in settings.items() if v and k not in may_change
+        ]
         if extra:
             raise UserError(
                 f"--resume continues run {resume} with its stored settings; drop "
@@ -265,32 +271,7 @@ def run(
             )
         run_id: int | None = resume
     else:
-        search = build_search(
-            space=space,
-            budget=budget,
-            strategy=strategy,
-            objectives=objectives,
-            score=score,
-            data=data,
-            epochs=epochs,
-            steps=steps,
-            proxy_input=proxy_input,
-            proxy_batch=proxy_batch,
-            table=table,
-            score_option=score_option,
-            constraint=constraint,
-            rho=rho,
-            trials=trials,
-            time_limit=time_limit,
-            seed=seed,
-            batch_size=batch_size,
-            option=option,
-            init=init,
-            latency=latency,
-            latency_column=latency_column,
-            device=device,
-            device_option=device_option,
-        )
+        search = build_search(**settings)
         run_id = None
     for note in search.notes:
         err_console.print(f"note: {note}", soft_wrap=True)

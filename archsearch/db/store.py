@@ -57,7 +57,7 @@ from archsearch.db.models import (
     TrialModel,
     utcnow,
 )
-from archsearch.errors import StoreError, UserError
+from archsearch.errors import StoreError, UserError, first_line
 from archsearch.evaluators import COST_METRICS
 from archsearch.expr import Expr
 from archsearch.pareto import pareto_front_mask, to_minimisation
@@ -306,7 +306,7 @@ class Store:
             if e.connection_invalidated or _is_connect_error(e):
                 raise StoreError(
                     f"cannot reach the database {display_url(self.url)}: "
-                    f"{_first_line(e.orig)}; check --db or ${ENV_VAR}"
+                    f"{first_line(e.orig)}; check --db or ${ENV_VAR}"
                 ) from None
             raise
 
@@ -358,7 +358,7 @@ class Store:
                 command.upgrade(self._alembic(conn), "head")
         except SQLAlchemyError as e:
             raise StoreError(
-                f"cannot use the database {display_url(self.url)}: {_first_line(e)}; check --db "
+                f"cannot use the database {display_url(self.url)}: {first_line(e)}; check --db "
                 f"or ${ENV_VAR}"
             ) from None
 
@@ -459,12 +459,7 @@ class Store:
                     .values(heartbeat_at=now)
                 )
             )
-            if trial_ids:
-                s.execute(
-                    update(TrialModel)
-                    .where(TrialModel.id.in_(list(trial_ids)), TrialModel.state == "running")
-                    .values(heartbeat_at=now)
-                )
+            _touch_trials(s, trial_ids, now)
             return bool(done)
 
     def save_strategy_state(self, run_id: int, state: dict[str, Any] | None) -> None:
@@ -657,11 +652,7 @@ class Store:
     def heartbeat_trials(self, trial_ids: Sequence[int]) -> None:
         """Refreshes the heartbeat of running trials (called by the workers evaluating them)."""
         with self.transaction() as s:
-            s.execute(
-                update(TrialModel)
-                .where(TrialModel.id.in_(list(trial_ids)), TrialModel.state == "running")
-                .values(heartbeat_at=utcnow())
-            )
+            _touch_trials(s, trial_ids, utcnow())
 
     def release_trial(self, trial_id: int) -> None:
         """Puts a trial whose evaluation was interrupted back to ``waiting``."""
@@ -1192,6 +1183,16 @@ class Store:
         return front
 
 
+def _touch_trials(s: Session, trial_ids: Sequence[int], now: datetime) -> None:
+    """Refreshes the heartbeat of those of ``trial_ids`` still running."""
+    if trial_ids:
+        s.execute(
+            update(TrialModel)
+            .where(TrialModel.id.in_(list(trial_ids)), TrialModel.state == "running")
+            .values(heartbeat_at=now)
+        )
+
+
 def _rowcount(result: Any) -> int:
     """Rows an UPDATE matched (a ``CursorResult``'s count; the ORM types it as ``Result``)."""
     return int(result.rowcount or 0)
@@ -1236,7 +1237,3 @@ def _is_connect_error(e: DBAPIError) -> bool:
             "does not exist",
         )
     )
-
-
-def _first_line(e: object) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

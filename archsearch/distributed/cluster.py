@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from archsearch.db import display_url, resolve_url
-from archsearch.errors import UserError
+from archsearch.errors import UserError, first_line
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
             )
         except ConnectionError as e:
             raise UserError(
-                f"--address {address}: no Ray cluster answers ({_first_line(e)}); start one with "
+                f"--address {address}: no Ray cluster answers ({first_line(e)}); start one with "
                 "`ray start --head`, or drop --address to start a local one"
             ) from None
     resources: dict[str, Any] = ray.cluster_resources()
@@ -107,8 +107,3 @@ def worker_url(url: str | None, cluster: Cluster) -> str:
             "(sqlite:///archsearch.db) or PostgreSQL"
         )
     return parsed.set(database=str(Path(db).resolve())).render_as_string(hide_password=False)
-
-
-def _first_line(e: object) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

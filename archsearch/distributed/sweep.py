@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from archsearch.db import Store
-from archsearch.errors import UserError
-from archsearch.spaces.schema import SourceMap, format_path
+from archsearch.db import RunConfig, Store
+from archsearch.errors import UserError, first_line
+from archsearch.spaces.schema import data_path, format_path, load_yaml
 
 LIST_KEYS = (
     "budget",
@@ -89,11 +88,12 @@ class SweepFile(BaseModel):
 
 @dataclass(frozen=True)
 class Point:
-    """One run of a sweep: its settings (as ``archsearch run`` options) and where they came
-    from in the file."""
+    """One run of a sweep: its settings (as ``archsearch run`` options), where they came
+    from in the file, and the run they configure (built, so checked, when the file is read)."""
 
     settings: dict[str, Any]
     where: str
+    config: RunConfig
 
     @property
     def key(self) -> dict[str, Any]:
@@ -121,22 +121,14 @@ def load_sweep(path: str | Path) -> Sweep:
     if not path.is_file():
         raise UserError(f"sweep file {str(path)!r} does not exist; give the path of a .yaml file")
     source = str(path)
-    text = path.read_text()
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{source}{line}: YAML syntax error: {getattr(e, 'problem', e)}") from None
-    smap = SourceMap(source, root)
+    data, smap = load_yaml(path.read_text(), source, error=UserError)
     if not isinstance(data, dict):
         raise UserError(f"{source}: a sweep file is a mapping with base, grid and/or runs")
     try:
         sweep = SweepFile.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        loc = _existing_path(data, err["loc"])
+        loc, _ = data_path(data, err["loc"])
         value = err.get("input")
         shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
         msg = err["msg"]
@@ -169,7 +161,7 @@ def load_sweep(path: str | Path) -> Sweep:
             label += "".join(f" {k}={v}" for k, v in zip(names, combo, strict=True))
             try:
                 settings = RunSettings.model_validate(settings).model_dump(exclude_none=True)
-                build_search(**_as_options(settings))
+                config = build_search(**_as_options(settings)).run_config()
             except ValidationError as e:
                 err = e.errors()[0]
                 raise UserError(
@@ -178,24 +170,11 @@ def load_sweep(path: str | Path) -> Sweep:
                 ) from None
             except UserError as e:
                 raise UserError(f"{where}: {label.strip() or 'base'}: {e}") from None
-            points.append(Point(settings, where))
+            points.append(Point(settings, where, config))
     keys = [json.dumps(p.key, sort_keys=True) for p in points]
     if len(set(keys)) < len(keys):
         raise UserError(f"{source}: two points of the sweep have the same settings; vary them")
     return Sweep(sweep.name or path.stem, points)
-
-
-def _existing_path(data: Any, loc: Sequence[Any]) -> tuple[Any, ...]:
-    """The longest prefix of a pydantic error location that exists in the document."""
-    path: list[Any] = []
-    node = data
-    for k in loc:
-        try:
-            node = node[k]
-        except (KeyError, IndexError, TypeError):
-            break
-        path.append(k)
-    return tuple(path)
 
 
 def _as_options(settings: dict[str, Any]) -> dict[str, Any]:
@@ -224,8 +203,6 @@ class RunResult:
 def prepare(store: Store, sweep: Sweep) -> list[int]:
     """The run of every point: found in the database (a sweep run again) or created
     ``queued``. Returns run ids in the points' order."""
-    from archsearch.cli.run import build_search
-
     existing = {
         json.dumps(r.sweep_point, sort_keys=True): r.id for r in store.sweep_runs(sweep.name)
     }
@@ -233,31 +210,23 @@ def prepare(store: Store, sweep: Sweep) -> list[int]:
     for p in sweep.points:
         found = existing.get(json.dumps(p.key, sort_keys=True))
         if found is None:
-            search = build_search(**_as_options(p.settings))
             found = store.create_run(
-                search.run_config(), status="queued", sweep=sweep.name, sweep_point=p.key
+                p.config, status="queued", sweep=sweep.name, sweep_point=p.key
             )
         ids.append(found)
     return ids
 
 
-def execute_run(url: str, run_id: int) -> tuple[str, int, str | None]:
-    """Runs on a worker: drives one stored run to its end (resuming what is stored). Returns
-    its status, trial count and error. A failure is recorded with the run, not raised."""
+def execute_run(url: str, run_id: int) -> None:
+    """Runs on a worker: drives one stored run to its end (resuming what is stored). A
+    failure is recorded with the run, not raised."""
     from archsearch.search import from_run, optimize
 
     store = Store(url)
-    info = store.get_run(run_id)
     try:
-        search = from_run(info.config)
-        if info.n_finished >= (search.n_trials or 0) and info.status == "finished":
-            return "finished", info.n_finished, None
-        optimize(store, search, run_id=run_id, takeover=True)
-    except Exception as e:
-        error = f"{type(e).__name__}: {e}"
-        store.set_run_status(run_id, "failed", error=error)
-    info = store.get_run(run_id)
-    return info.status, info.n_finished, info.error
+        optimize(store, from_run(store.get_run(run_id).config), run_id=run_id, takeover=True)
+    except Exception as e:  # optimize records its own failures; this catches from_run's too
+        store.set_run_status(run_id, "failed", error=f"{type(e).__name__}: {e}")
 
 
 def run_sweep(
@@ -278,12 +247,11 @@ def run_sweep(
     import ray
 
     remote = ray.remote(execute_run).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries)
-    todo = [rid for rid in run_ids if store.get_run(rid).status != "finished"]
-    done_count = len(run_ids) - len(todo)
+    status = {r.id: r.status for r in store.sweep_runs(sweep.name)}
+    queue = [rid for rid in run_ids if status[rid] != "finished"]
+    done_count = len(run_ids) - len(queue)
     pending: dict[Any, int] = {}
-    queue = list(todo)
-    limit = max_concurrent or len(todo) or 1
-    errors: dict[int, str] = {}
+    limit = max_concurrent or len(queue) or 1
     while queue or pending:
         while queue and len(pending) < limit:
             rid = queue.pop(0)
@@ -295,8 +263,7 @@ def run_sweep(
             try:
                 ray.get(ref)
             except Exception as e:  # the worker died after every retry
-                errors[rid] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
-                store.set_run_status(rid, "failed", error=errors[rid])
+                store.set_run_status(rid, "failed", error=f"{type(e).__name__}: {first_line(e)}")
         if on_update is not None:
             trials = sum(r.n_finished for r in store.sweep_runs(sweep.name))
             on_update(done_count, trials)

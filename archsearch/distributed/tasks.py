@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from archsearch.cost import count
 from archsearch.db import Store, worker_id
 from archsearch.db.heartbeat import HEARTBEAT_INTERVAL
+from archsearch.errors import first_line
 from archsearch.solvers import Result
 from archsearch.spec import Architecture
 
@@ -123,6 +124,7 @@ class RayTasks:
         self.retries = retries
         self._evaluators: Any = None
         self._remote: Any = None
+        self._cpus = 1
 
     def evaluate(
         self, search: Search, store: Store, run_id: int, archs: Sequence[Architecture], beat: Beat
@@ -135,12 +137,11 @@ class RayTasks:
             self._remote = ray.remote(evaluate_trials).options(
                 num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.retries
             )
+            self._cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         costs = [count(a) for a in archs]
         ids = store.queue_trials(run_id, list(zip(archs, costs, strict=True)))
         if all(e.cheap for e in search.evaluators):
-            size = self.chunk or min(
-                16, max(1, math.ceil(len(archs) / max(1, int(ray.cluster_resources()["CPU"]))))
-            )
+            size = self.chunk or min(16, max(1, math.ceil(len(archs) / self._cpus)))
         else:
             size = 1
         parts = [list(range(i, min(i + size, len(archs)))) for i in range(0, len(archs), size)]
@@ -164,7 +165,7 @@ class RayTasks:
                 try:
                     got = ray.get(ref)
                 except Exception as e:  # the worker died after every retry, or the task broke
-                    reason = f"{type(e).__name__}: {_first_line(e)}"
+                    reason = f"{type(e).__name__}: {first_line(e)}"
                     failed: list[tuple[int, dict[str, float], str, str | None]] = [
                         (ids[i], {}, "failed", f"ray task: {reason}") for i in part
                     ]
@@ -184,8 +185,3 @@ class RayTasks:
             told = "complete" if state == "complete" else "failed"
             results.append(Result(arch, merged, told))  # type: ignore[arg-type]
         return results
-
-
-def _first_line(e: object) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

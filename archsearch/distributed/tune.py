@@ -21,7 +21,6 @@ import math
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +28,11 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from archsearch.cost import count
-from archsearch.db import FINISHED_STATES, Claim, Store, StoredTrial, worker_id
-from archsearch.db.heartbeat import STALE_AFTER, Heartbeat
+from archsearch.db import FINISHED_STATES, Claim, Store, worker_id
+from archsearch.db.heartbeat import STALE_AFTER
 from archsearch.distributed.tasks import beat_trials, worker_store
 from archsearch.errors import UserError
+from archsearch.search import RunInProgress, prepare, run_evaluators
 from archsearch.solvers import Result
 from archsearch.spec import Architecture
 
@@ -91,41 +91,21 @@ class StrategySearcher(Searcher):  # type: ignore[misc]
 
 
 class _Driver:
-    """The ask/tell bookkeeping behind :class:`StrategySearcher`."""
+    """The ask/tell bookkeeping behind :class:`StrategySearcher`: one asked batch at a time,
+    its new candidates handed to Tune one per trial."""
 
-    def __init__(
-        self,
-        store: Store,
-        search: Search,
-        run_id: int | None,
-        prior: dict[str, StoredTrial],
-        asked: int,
-        on_progress: Callable[[Progress], None] | None,
-    ) -> None:
-        self.store = store
-        self.search = search
-        self.run_id = run_id
-        self.prior = prior
-        self.asked = asked
-        self.on_progress = on_progress
-        self.owner = worker_id()
+    def __init__(self, run: RunInProgress) -> None:
+        self.run = run
+        self.store = run.store
+        self.search = run.search
         self.batch: list[Architecture] = []
         self.results: list[Result | None] = []
         self.trial_ids: dict[int, int] = {}  # batch index -> trial id in the database
         self.queue: list[int] = []
         self.by_tune: dict[str, int] = {}
-        self.stored = len(prior)
-        self.new = 0
-        self.best: dict[str, float] = {}
-        self.start = time.monotonic()
-        self.reason = "trials"
         self.error: BaseException | None = None
-        self.beat: Heartbeat | None = None
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        from archsearch.search import _no_candidate, _replayed
-
-        search = self.search
         while True:
             if self.queue:
                 i = self.queue.pop(0)
@@ -133,40 +113,21 @@ class _Driver:
                 return {"trial": self.trial_ids[i], "arch": self.batch[i].to_json()}
             if any(r is None for r in self.results):
                 return None  # the rest of the batch is still being evaluated
-            limit = search.n_trials
-            if limit is not None and self.asked >= limit:
-                self.reason = "trials"
+            if self.run.stop_reason() is not None:
                 return FINISHED
-            if search.time_limit and time.monotonic() - self.start >= search.time_limit:
-                self.reason = "time limit"
+            self.batch, self.results = self.run.ask()
+            if not self.batch:
                 return FINISHED
-            if self.beat is not None and self.beat.lost:
-                raise UserError(
-                    f"run {self.run_id} was taken over by another process; this one stops"
-                )
-            n = search.batch_size if limit is None else min(search.batch_size, limit - self.asked)
-            batch = search.strategy.ask(n)
-            if not batch:
-                if self.run_id is None:
-                    raise _no_candidate(search)
-                self.reason = "strategy exhausted"
-                return FINISHED
-            if self.run_id is None:
-                self.run_id = self.store.create_run(search.run_config(), owner=self.owner)
-            if self.beat is None:
-                self.beat = Heartbeat(self.store, self.run_id, self.owner).start()
-            self.asked += len(batch)
-            self.batch = batch
-            self.results = [_replayed(a, self.prior) for a in batch]
             todo = [i for i, r in enumerate(self.results) if r is None]
             if todo:
+                assert self.run.run_id is not None
                 ids = self.store.queue_trials(
-                    self.run_id, [(batch[i], count(batch[i])) for i in todo]
+                    self.run.run_id, [(self.batch[i], count(self.batch[i])) for i in todo]
                 )
                 self.trial_ids = dict(zip(todo, ids, strict=True))
                 self.queue = todo
             else:
-                self._tell(fresh=False)
+                self.run.tell(self.batch, self.results, 0)
 
     def complete(self, trial_id: str, result: Mapping[str, Any] | None, error: bool) -> None:
         i = self.by_tune.pop(trial_id, None)
@@ -193,45 +154,14 @@ class _Driver:
         merged.update(values)
         told = "complete" if state == "complete" else "failed"
         self.results[i] = Result(arch, merged, told)  # type: ignore[arg-type]
-        self.stored += 1
-        self.new += 1
         if all(r is not None for r in self.results):
-            self._tell(fresh=True)
-
-    def _tell(self, *, fresh: bool) -> None:
-        from archsearch.search import _best
-
-        search = self.search
-        told = [r for r in self.results if r is not None]
-        search.strategy.tell(told)
-        assert self.run_id is not None
-        if fresh and len(self.batch) == search.batch_size:
-            state = search.strategy.state_dict()
-            if state is not None:
-                self.store.save_strategy_state(self.run_id, {"asked": self.asked, "state": state})
-        for r in told:
-            if r.state == "complete":
-                _best(self.best, dict(r.values), search.objectives)
-        if fresh and self.on_progress is not None:
-            from archsearch.search import Progress
-
-            self.on_progress(
-                Progress(
-                    self.run_id,
-                    self.stored,
-                    search.n_trials,
-                    time.monotonic() - self.start,
-                    self.best,
-                )
-            )
+            self.run.tell(self.batch, self.results, len(self.trial_ids))
 
 
 def trainable(config: dict[str, Any], url: str, evaluators: list[Evaluator]) -> None:
     """The Tune trial: evaluates one candidate on a worker, storing it and its intermediate
     results, and reporting them to Tune (a retried trial whose candidate an earlier attempt
     finished reports the stored result)."""
-    from archsearch.search import run_evaluators
-
     store = worker_store(url)
     tid = int(config["trial"])
     arch = Architecture.from_json(config["arch"])
@@ -258,8 +188,7 @@ def trainable(config: dict[str, Any], url: str, evaluators: list[Evaluator]) -> 
 
 
 def _finite(values: Mapping[str, float]) -> dict[str, float]:
-    """Tune's schedulers compare reported values: NaN/inf become None-free finite floats or
-    are left out."""
+    """The finite values (Tune's schedulers compare what is reported; NaN/inf are left out)."""
     return {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
 
 
@@ -290,8 +219,6 @@ def tune_search(
     Raises:
         UserError: an unknown scheduler, or one that cannot act on the first objective.
     """
-    from archsearch.search import Outcome, _best, prepare
-
     objective = search.objectives[0]
     sched: Any = None
     if scheduler is not None:
@@ -319,17 +246,12 @@ def tune_search(
             grace_period=1,
             reduction_factor=2,
         )
-    strategy = search.strategy
     prior, asked = prepare(
         store, search, run_id, takeover=takeover, stale_after=stale_after, on_claim=on_claim
     )
-    driver = _Driver(store, search, run_id, prior, asked, on_progress)
-    for t in prior.values():
-        if t.state == "complete":
-            _best(driver.best, {**t.cost.as_dict(), **t.values}, search.objectives)
+    driver = _Driver(RunInProgress(store, search, run_id, prior, asked, on_progress))
     searcher = StrategySearcher(driver, metric=objective.name, mode=objective.direction)
-    evaluators = [e for e in search.evaluators]
-    for ev in evaluators:
+    for ev in search.evaluators:
         ev.on_step = None  # progress bars live in the driver's terminal, not on workers
     resources: dict[str, float] = {"cpu": cpus, "gpu": gpus}
     # Tune's new console output ignores verbose=0; the classic reporter honours it. The
@@ -337,7 +259,7 @@ def tune_search(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     tuner = tune.Tuner(
         tune.with_resources(
-            tune.with_parameters(trainable, url=url, evaluators=evaluators), resources
+            tune.with_parameters(trainable, url=url, evaluators=list(search.evaluators)), resources
         ),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
@@ -355,30 +277,8 @@ def tune_search(
             log_to_file=True,
         ),
     )
-    try:
+    with driver.run.recording():
         tuner.fit()
         if driver.error is not None:
             raise driver.error
-    except KeyboardInterrupt:
-        if driver.run_id is not None:
-            store.set_run_status(driver.run_id, "interrupted")
-        raise
-    except BaseException as e:
-        if driver.run_id is not None:
-            store.set_run_status(driver.run_id, "failed", error=f"{type(e).__name__}: {e}")
-        raise
-    finally:
-        if driver.beat is not None:
-            driver.beat.stop()
-    assert driver.run_id is not None
-    store.set_run_status(driver.run_id, "finished")
-    return Outcome(
-        driver.run_id,
-        "finished",
-        driver.stored,
-        driver.new,
-        time.monotonic() - driver.start,
-        driver.reason,
-        driver.best,
-        [a.digest for a in strategy.dropped_init],
-    )
+    return driver.run.outcome()

@@ -55,7 +55,7 @@ from pydantic import (
     model_validator,
 )
 
-from archsearch.errors import SpaceError
+from archsearch.errors import SpaceError, UserError
 
 Scalar = bool | int | float | str
 MAX_RANGE = 10_000
@@ -203,7 +203,7 @@ def format_path(path: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
+def data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
     """The part of a pydantic error location that exists in ``data``; True if it was cut.
 
     Pydantic appends the names of union members (``list[int]``, ``DepthRange``) to locations;
@@ -241,11 +241,13 @@ def _same_form(data: Any, loc: tuple[Any, ...]) -> bool:
     return True
 
 
-def parse_space_yaml(text: str, source: str) -> tuple[SpaceModel, SourceMap]:
-    """Parses and schema-validates a space file.
+def load_yaml(
+    text: str, source: str, *, error: type[UserError] = SpaceError
+) -> tuple[Any, SourceMap]:
+    """The document in ``text`` and a map of where its values came from.
 
     Raises:
-        SpaceError: a YAML syntax error or a schema violation, as ``source:line: message``.
+        error: a YAML syntax error, as ``source:line: YAML syntax error: ...``.
     """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -254,8 +256,17 @@ def parse_space_yaml(text: str, source: str) -> tuple[SpaceModel, SourceMap]:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise SpaceError(f"{source}{line}: YAML syntax error: {problem}") from None
-    smap = SourceMap(source, root)
+        raise error(f"{source}{line}: YAML syntax error: {problem}") from None
+    return data, SourceMap(source, root)
+
+
+def parse_space_yaml(text: str, source: str) -> tuple[SpaceModel, SourceMap]:
+    """Parses and schema-validates a space file.
+
+    Raises:
+        SpaceError: a YAML syntax error or a schema violation, as ``source:line: message``.
+    """
+    data, smap = load_yaml(text, source)
     if not isinstance(data, dict):
         raise SpaceError(f"{source}: a space file must be a mapping (name, stem, stages, head)")
     try:
@@ -267,7 +278,7 @@ def parse_space_yaml(text: str, source: str) -> tuple[SpaceModel, SourceMap]:
             key=lambda x: x["type"] != "extra_forbidden",
         )
         err = errors[0]
-        loc, cut = _data_path(data, err["loc"])
+        loc, cut = data_path(data, err["loc"])
         value = err.get("input")
         shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
         if err["type"] == "missing":

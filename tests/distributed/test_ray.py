@@ -122,16 +122,19 @@ def test_tune_trials_with_asha_store_intermediate_results(
     store = Store(url)
     space = load_space(str(Path(__file__).parents[1] / "fixtures" / "tiny_space.yaml"))
     options = {"data": data, "epochs": 3, "batch_size": 32, "augment": "none", "threads": 1}
-    search = configure(
-        space=space,
-        strategy="random",
-        scores=["train"],
-        n_trials=6,
-        batch_size=3,
-        seed=1,
-        evaluator_options={"train": options},
-    )
-    out = tune_search(store, search, url=url, scheduler="asha", max_concurrent=2)
+
+    def search():  # type: ignore[no-untyped-def]
+        return configure(
+            space=space,
+            strategy="random",
+            scores=["train"],
+            n_trials=6,
+            batch_size=3,
+            seed=1,
+            evaluator_options={"train": options},
+        )
+
+    out = tune_search(store, search(), url=url, scheduler="asha", max_concurrent=2)
     trials = store.trials(out.run_id)
     assert out.status == "finished" and len(trials) == 6
     assert {t.state for t in trials} <= {"complete", "pruned"}
@@ -146,15 +149,7 @@ def test_tune_trials_with_asha_store_intermediate_results(
             assert reported[0] == 1 and t.values["accuracy"] == steps[t.number][-1][1]["accuracy"]
     from archsearch.errors import UserError
 
-    again = configure(
-        space=space,
-        strategy="random",
-        scores=["train"],
-        n_trials=6,
-        batch_size=3,
-        seed=1,
-        evaluator_options={"train": options},
-    )
+    again = search()
     with pytest.raises(UserError, match="--scheduler: unknown scheduler 'hyperband'"):
         tune_search(store, again, url=url, scheduler="hyperband")
 

@@ -30,6 +30,7 @@ from archsearch.blocks.conv_layers import (
 )
 from archsearch.blocks.heads import Head
 from archsearch.blocks.hybrid import CvT, CvTEmbed, NextConvBlock, NextTransformerBlock
+from archsearch.blocks.resnas import PosPatch, ResReduce, ViTBlock
 from archsearch.blocks.token_mixers import MHSA, SRMHSA, Pool
 from archsearch.blocks.vit import EffFormerAttn, StageNorm, TinyViT, TinyViTMerge, ViTEmbed
 from archsearch.registry import Registry
@@ -67,6 +68,9 @@ for _family in (
     NB201Cell,
     NB201Reduce,
     NB201Head,
+    PosPatch,
+    ResReduce,
+    ViTBlock,
 ):
     BLOCKS.register(_family.name, _family())
 

@@ -469,11 +469,18 @@ class Space:
     def _active(self, a: Assignment) -> list[str]:
         return [k for k in a if len(self._labels[k]) > 1]
 
-    def mutate(self, arch: Architecture, rng: random.Random | int | None = None) -> Architecture:
-        """A member that differs from ``arch`` in one active choice.
+    def mutate(
+        self,
+        arch: Architecture,
+        rng: random.Random | int | None = None,
+        *,
+        prob: float | None = None,
+    ) -> Architecture:
+        """A member that differs from ``arch`` in one active choice or, with ``prob``, in each
+        active choice with probability ``prob`` (per-gene mutation, at least one change).
 
         A depth increase or a type change takes random values for the newly active labels.
-        Returns ``arch`` itself when no valid single change is found in :attr:`max_tries`.
+        Returns ``arch`` itself when no valid change is found in :attr:`max_tries`.
         """
         r = _rng(rng, None)
         base = self.encode(arch)
@@ -481,9 +488,13 @@ class Space:
         if not mutable:
             return arch
         for _ in range(self.max_tries):
-            label = r.choice(mutable)
+            if prob is None:
+                labels = [r.choice(mutable)]
+            else:
+                labels = [k for k in mutable if r.random() < prob] or [r.choice(mutable)]
             child = self._lazy(base, r)
-            child[label] = r.choice([v for v in self._labels[label] if v != base[label]])
+            for label in labels:
+                child[label] = r.choice([v for v in self._labels[label] if v != base[label]])
             try:
                 out = self.decode(child)
             except NotInSpaceError:
@@ -493,9 +504,15 @@ class Space:
         return arch
 
     def crossover(
-        self, a: Architecture, b: Architecture, rng: random.Random | int | None = None
+        self,
+        a: Architecture,
+        b: Architecture,
+        rng: random.Random | int | None = None,
+        *,
+        uniform: bool = False,
     ) -> Architecture:
-        """A member taking the stem, each stage and the head from ``a`` or ``b`` at random.
+        """A member taking the stem, each stage and the head from ``a`` or ``b`` at random;
+        with ``uniform``, each choice (gene) from either parent (uniform crossover).
 
         Returns a copy of a parent when no valid mix is found in :attr:`max_tries`.
         """
@@ -503,9 +520,15 @@ class Space:
         ea, eb = self.encode(a), self.encode(b)
         for _ in range(self.max_tries):
             child: Assignment = {}
-            for labels in self._units.values():
-                src = ea if r.random() < 0.5 else eb
-                child.update({k: src[k] for k in labels if k in src})
+            if uniform:
+                for k in sorted(ea.keys() | eb.keys()):
+                    pick = ea if r.random() < 0.5 else eb
+                    if k in pick:
+                        child[k] = pick[k]
+            else:
+                for labels in self._units.values():
+                    src = ea if r.random() < 0.5 else eb
+                    child.update({k: src[k] for k in labels if k in src})
             try:
                 return self.decode(self._lazy(child, r))
             except NotInSpaceError:

@@ -29,6 +29,7 @@ WIDTH_KEEPING = {
     "cvt",
     "norm",
     "nb201_cell",
+    "vit_block",
 }
 
 # Ranges that keep examples small (fast on the meta device) yet cover every branch.

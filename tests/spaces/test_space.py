@@ -404,3 +404,38 @@ def test_hybrid_small_members_fit_small_images() -> None:
     assert min(macs) > 2e6 and max(macs) < 60e6
     model = space.sample(seed=0).with_input((1, 28, 28), 10).build()
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    ("name", "low", "high"),
+    [("vit-resnas-small", 2.01e6, 80.3e6), ("vit-resnas", 0.286e9, 3.19e9)],
+)
+def test_vit_resnas_spaces_span_their_documented_range(name: str, low: float, high: float) -> None:
+    """Every choice at its minimum (maximum) is the cheapest (dearest) member; samples,
+    per-gene mutations and uniform crossovers are members."""
+    import itertools
+    import random
+
+    from archsearch.cost import count
+
+    space = load_space(name)
+    fixed = space.fixed()
+    extremes = [
+        count(space.decode({**fixed, **{k: pick(c.values) for k, c in space.choices().items()}}))
+        for pick in (min, max)
+    ]
+    assert low <= extremes[0].macs < low * 1.01 and high * 0.99 < extremes[1].macs <= high
+    rng = random.Random(0)
+    archs = [space.sample(rng) for _ in range(20)]
+    assert all(low <= count(a).macs <= high for a in archs)
+    for a, b in itertools.pairwise(archs):
+        child = space.crossover(a, b, rng, uniform=True)
+        assert space.contains(child)
+        mutant = space.mutate(a, rng, prob=0.3)
+        assert space.contains(mutant) and mutant != a
+    if name == "vit-resnas-small":
+        arch = archs[0].with_input((1, 28, 28), 10)
+        assert [layer.out_shape[1] for layer in arch.layers if layer.role == "downsample"] == [
+            4,
+            2,
+        ]

@@ -7,7 +7,15 @@ received and says how to fix it; the CLI prints it and exits with code 2.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+
+def check_ranges(checks: Sequence[tuple[str, object, bool, str]], *, prefix: str = "") -> None:
+    """Raises a :class:`UserError` for the first ``(name, value, ok, fix)`` that is not ok:
+    ``"<prefix><name>: <value> is out of range; it must be <fix>"``."""
+    for name, value, ok, fix in checks:
+        if not ok:
+            raise UserError(f"{prefix}{name}: {value!r} is out of range; it must be {fix}")
 
 
 def first_line(e: object) -> str:

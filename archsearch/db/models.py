@@ -224,3 +224,26 @@ class NetworkLatencyModel(TimingColumns, Base):
     predicted_ms: Mapped[float | None] = mapped_column(Float)
     measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     host: Mapped[str] = mapped_column(String(255))
+
+
+SUPERNET_STATUSES = ("training", "finished", "interrupted", "failed")
+
+
+class SupernetModel(Base):
+    """A weight-sharing supernet training: the checkpoint's path (the weights stay on disk),
+    its configuration and its training curve (one row per epoch)."""
+
+    __tablename__ = "supernets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space: Mapped[str] = mapped_column(String(255))
+    space_digest: Mapped[str] = mapped_column(String(64))
+    checkpoint: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    curve: Mapped[list[Any]] = mapped_column(JSON)
+    epochs_done: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="training")
+    error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from archsearch.errors import UserError
+from archsearch.errors import UserError, check_ranges
 from archsearch.evaluators.base import Evaluator, Metric
 from archsearch.spec import Architecture
 
@@ -115,9 +115,7 @@ class Recipe:
             ("eval_size", self.eval_size, self.eval_size is None or self.eval_size >= 1, ">= 1"),
             ("bn_batches", self.bn_batches, self.bn_batches >= 0, "0 or more"),
         ]
-        for name, value, ok, fix in checks:
-            if not ok:
-                raise UserError(f"{name}: {value!r} is out of range; it must be {fix}")
+        check_ranges(checks)
 
 
 @dataclass(frozen=True)
@@ -184,27 +182,13 @@ def train(
     if recipe.steps is not None:
         total = min(total, recipe.steps)
 
-    decay: list[torch.Tensor] = []
-    no_decay: list[torch.Tensor] = []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.dim() > 1 else no_decay).append(p)
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": recipe.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+    opt, sched = optimizer(
+        model.parameters(),
         lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        warmup=recipe.warmup,
+        total=total,
     )
-    warm = int(recipe.warmup * total)
-
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total - warm)
-        return 0.5 * (1 + math.cos(math.pi * progress))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     g = torch.Generator().manual_seed(recipe.seed)
     pad = max(1, ds.shape[1] // 8)
     model.train()
@@ -244,6 +228,36 @@ def train(
         steps=step,
         seconds=time.monotonic() - start,
     )
+
+
+def optimizer(
+    params: Iterable[torch.Tensor], *, lr: float, weight_decay: float, warmup: float, total: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The recipe's AdamW (no weight decay on norms and biases: tensors of one dimension) and
+    its schedule: linear warm-up over ``warmup`` of ``total`` steps, then cosine to zero."""
+    import torch
+
+    decay: list[torch.Tensor] = []
+    no_decay: list[torch.Tensor] = []
+    for p in params:
+        if p.requires_grad:
+            (decay if p.dim() > 1 else no_decay).append(p)
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=lr,
+    )
+    warm = int(warmup * total)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total - warm)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
 
 
 def recalibrate_bn(
@@ -299,18 +313,26 @@ def evaluate_accuracy(
     model: nn.Module, x: Any, y: Any, ds: Dataset, *, batch: int = 500
 ) -> tuple[float, float]:
     """Top-1 accuracy (%) and mean cross-entropy of ``model`` on raw images ``x``, labels ``y``."""
+    model.eval()
+    return accuracy_of(model, x, y, ds, batch=batch)
+
+
+def accuracy_of(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: Any, y: Any, ds: Dataset, *, batch: int
+) -> tuple[float, float]:
+    """Top-1 accuracy (%) and mean cross-entropy of the logits ``forward`` gives for raw
+    images ``x`` (normalised here, ``batch`` at a time, without autograd), labels ``y``."""
     import numpy as np
     import torch
     import torch.nn.functional as F
 
-    model.eval()
     correct = 0
     loss_sum = 0.0
     with torch.inference_mode():
         for i in range(0, len(y), batch):
             xb = normalise(torch.from_numpy(np.ascontiguousarray(x[i : i + batch])), ds)
             yb = torch.from_numpy(np.asarray(y[i : i + batch]))
-            logits = model(xb)
+            logits = forward(xb)
             loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
             correct += int((logits.argmax(1) == yb).sum())
     return 100.0 * correct / len(y), loss_sum / len(y)

@@ -221,3 +221,22 @@ def test_migrations_match_the_models(db_url: str) -> None:
         ctx = MigrationContext.configure(conn, opts=opts)
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
+
+
+def test_supernet_rows_keep_pointer_config_and_curve(db_url: str) -> None:
+    from archsearch.errors import StoreError
+
+    store = Store(db_url)
+    sid = store.create_supernet(
+        space="vit-resnas-small", space_digest="abc", checkpoint="", config={"epochs": 2}
+    )
+    store.update_supernet(sid, checkpoint="/tmp/x.pt")
+    store.update_supernet(sid, curve=[{"epoch": 1.0, "train_loss": 1.5}])
+    store.update_supernet(sid, status="failed", error="RuntimeError: boom\nmore")
+    row = store.get_supernet(sid)
+    assert row["checkpoint"] == "/tmp/x.pt" and row["epochs_done"] == 1
+    assert row["curve"] == [{"epoch": 1.0, "train_loss": 1.5}]
+    assert row["status"] == "failed" and row["error"] == "RuntimeError: boom"
+    assert [r["id"] for r in store.list_supernets()] == [sid]
+    with pytest.raises(StoreError, match=f"no supernet with id 99 .*stored: {sid}"):
+        store.get_supernet(99)

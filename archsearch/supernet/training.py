@@ -1,0 +1,386 @@
+"""Supernet training with multi-architecture sampling, checkpoints and resume.
+
+ViT-ResNAS (Liao et al., 2021) trains its supernet with *multi-architectural sampling*: each
+batch is split into ``K`` sub-batches and each sub-batch runs through a different sampled
+sub-network, all in one forward-backward pass, so one optimiser step updates the weights of
+``K`` members. With the optional *sandwich rule* (Yu et al., BigNAS, ECCV 2020) the first two
+sub-batches always go to the largest and the smallest member, the others to random ones.
+
+The recipe is the ``train`` evaluator's (AdamW, warm-up then cosine, label smoothing,
+crop+flip), on the same seeded training/held-out split, so that the ``supernet`` evaluator
+scores members on images the supernet never trained on. After every epoch the checkpoint
+(bank, optimiser, schedule, random states, curve) is written to disk atomically and the
+database row (:meth:`archsearch.db.Store.update_supernet`) gets the curve; a training resumes
+from its last complete epoch and ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from archsearch.errors import UserError, check_ranges
+from archsearch.evaluators.training import (
+    AUGMENTS,
+    accuracy_of,
+    augment,
+    normalise,
+    optimizer,
+)
+from archsearch.spaces import Space, load_space
+from archsearch.supernet.model import FORMAT, Supernet, SupernetError, space_fingerprint
+
+if TYPE_CHECKING:
+    from archsearch.data import Dataset
+    from archsearch.spec import Architecture
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """How a supernet is trained (stored in the checkpoint and the database).
+
+    Attributes:
+        space: The space (built-in name or YAML path).
+        data: The dataset reference (``idx:DIR``, ``npz:FILE``, ``folder:DIR``).
+        epochs: Passes over the training split.
+        subnets_per_step: ``K``: sub-batches per batch, each through its own sampled member.
+        sandwich: Largest and smallest member take the first two sub-batches of every step.
+        batch_size: Images per step (split among the ``K`` members).
+        lr, weight_decay, warmup, label_smoothing, augment: The recipe.
+        val_fraction: The held-out share of the training images (never trained on).
+        train_size: Train on a seeded subset of this many images.
+        seed: Seed of the weights, the sampled members, the order and the augmentation.
+    """
+
+    space: str
+    data: str
+    epochs: int = 5
+    subnets_per_step: int = 4
+    sandwich: bool = False
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.05
+    label_smoothing: float = 0.1
+    augment: str = "crop+flip"
+    val_fraction: float = 0.1
+    train_size: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        k = self.subnets_per_step
+        checks: list[tuple[str, object, bool, str]] = [
+            ("--epochs", self.epochs, self.epochs >= 1, "a positive whole number, e.g. 5"),
+            ("--subnets-per-step", k, k >= 1, "at least 1, e.g. 4"),
+            (
+                "--subnets-per-step",
+                k,
+                not self.sandwich or k >= 2,
+                "at least 2 with --sandwich (largest and smallest member)",
+            ),
+            (
+                "--batch-size",
+                self.batch_size,
+                self.batch_size >= 2 * k,
+                f"at least 2 x K = {2 * k}",
+            ),
+            ("--lr", self.lr, self.lr > 0, "positive"),
+            ("weight_decay", self.weight_decay, self.weight_decay >= 0, "0 or more"),
+            ("warmup", self.warmup, 0 <= self.warmup < 1, "in [0, 1)"),
+            ("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("augment", self.augment, self.augment in AUGMENTS, f"one of {', '.join(AUGMENTS)}"),
+            ("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "in (0, 1)"),
+            (
+                "--train-size",
+                self.train_size,
+                self.train_size is None or self.train_size >= self.batch_size,
+                f"at least the batch size ({self.batch_size})",
+            ),
+        ]
+        check_ranges(checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SupernetConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the supernet and what training needs to go on."""
+
+    supernet: Supernet
+    config: SupernetConfig
+    epoch: int
+    curve: list[dict[str, float]]
+    state: dict[str, Any]
+    path: Path
+
+
+def load_checkpoint(path: str | Path, *, space: Space | None = None) -> Checkpoint:
+    """Loads a supernet checkpoint written by :func:`train_supernet`.
+
+    Raises:
+        SupernetError: the file is missing or not a checkpoint, its format version is not
+            this archsearch's, or it was trained for another space (or another version of
+            the space's YAML) than ``space``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SupernetError(
+            f"supernet checkpoint {str(p)!r} does not exist; train one with "
+            "`archsearch supernet train` or give its path or id"
+        )
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise SupernetError(f"{str(p)!r} is not a supernet checkpoint: {e}") from None
+    if not isinstance(state, dict) or state.get("kind") != "archsearch-supernet":
+        raise SupernetError(f"{str(p)!r} is not an archsearch supernet checkpoint")
+    if state.get("format") != FORMAT:
+        raise SupernetError(
+            f"checkpoint {str(p)!r} has format version {state.get('format')}, this archsearch "
+            f"reads version {FORMAT}; retrain it with `archsearch supernet train`"
+        )
+    config = SupernetConfig.from_dict(state["config"])
+    loaded = load_space(config.space) if space is None else space
+    if loaded.name != state["space"] or space_fingerprint(loaded) != state["space_digest"]:
+        raise SupernetError(
+            f"checkpoint {str(p)!r} was trained for space {state['space']!r} "
+            f"(YAML {state['space_digest']}), not {loaded.name!r} "
+            f"(YAML {space_fingerprint(loaded)}); use a checkpoint of this space or "
+            f"--space {state['space']}"
+        )
+    c, h, w = state["input_shape"]
+    net = Supernet(
+        loaded,
+        input_shape=(int(c), int(h), int(w)),
+        num_classes=int(state["num_classes"]),
+        init=False,
+    )
+    if net.keys != state["keys"]:
+        raise SupernetError(
+            f"checkpoint {str(p)!r} does not match the supernet of space {loaded.name!r} "
+            "(its weight layout differs); retrain it"
+        )
+    net.load_state_dict(state["model"])
+    return Checkpoint(net, config, int(state["epoch"]), list(state["curve"]), state, p)
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    """Writes atomically: a crash mid-write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+StepCallback = Callable[[int, int], None]
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def train_supernet(
+    config: SupernetConfig,
+    path: str | Path,
+    *,
+    resume: Checkpoint | None = None,
+    threads: int | None = None,
+    eval_size: int = 500,
+    on_step: StepCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> Checkpoint:
+    """Trains (or, with ``resume``, continues) a supernet; see the module docstring.
+
+    Args:
+        config: The training configuration.
+        path: Where the checkpoint goes (rewritten after every epoch).
+        resume: A loaded checkpoint of the same configuration to continue.
+        threads: torch's intra-op threads while training.
+        eval_size: Held-out images on which the curve's accuracies are measured.
+        on_step: ``(steps done, total steps)`` after every optimiser step (progress bars).
+        on_epoch: ``(epoch, curve row)`` after every epoch, once the checkpoint is written
+            (the CLI stores the curve in the database).
+    """
+    import numpy as np
+    import torch.nn.functional as F
+
+    from archsearch.data import load_dataset
+
+    start = time.monotonic()
+    ds = load_dataset(config.data)
+    space = load_space(config.space)
+    train_idx, held_idx = ds.split(
+        holdout="val", val_fraction=config.val_fraction, seed=config.seed
+    )
+    rng_np = np.random.default_rng(config.seed)
+    if config.train_size is not None and config.train_size < len(train_idx):
+        train_idx = np.sort(rng_np.choice(train_idx, config.train_size, replace=False))
+    held = held_idx[:eval_size]
+    x_train = normalise(torch.from_numpy(np.ascontiguousarray(ds.x[train_idx])), ds)
+    y_train = torch.from_numpy(ds.y[train_idx])
+    n, bs, k = len(y_train), config.batch_size, config.subnets_per_step
+    if n < bs:
+        raise UserError(
+            f"--batch-size: {bs} is larger than the {n} training images of {config.data}"
+        )
+    per_epoch = n // bs
+    total = per_epoch * config.epochs
+
+    if resume is None:
+        net = Supernet(space, input_shape=ds.shape, num_classes=ds.num_classes, seed=config.seed)
+    else:
+        net = resume.supernet
+    opt, sched = optimizer(
+        net.parameters(),
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        warmup=config.warmup,
+        total=total,
+    )
+    g = torch.Generator().manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    epoch, curve = 0, []
+    payload: dict[str, Any] = {}
+    if resume is not None:
+        payload = resume.state
+        opt.load_state_dict(resume.state["optimizer"])
+        sched.load_state_dict(resume.state["scheduler"])
+        g.set_state(resume.state["generator"])
+        version, internal, gauss = resume.state["rng"]
+        rng.setstate((version, tuple(internal), gauss))
+        epoch, curve = resume.epoch, list(resume.curve)
+    smallest, largest = net.member_extremes()
+    pad = max(1, ds.shape[1] // 8)
+    threads_before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        while epoch < config.epochs:
+            t0 = time.monotonic()
+            net.train()
+            order = torch.randperm(n, generator=g)
+            losses = []
+            for i in range(per_epoch):
+                idx = order[i * bs : (i + 1) * bs]
+                xb = augment(x_train[idx], config.augment, pad, g)
+                yb = y_train[idx]
+                members = [space.sample(rng) for _ in range(k)]
+                if config.sandwich:
+                    members[0], members[1] = largest, smallest
+                loss = xb.new_zeros(())
+                for arch, xs, ys in zip(members, xb.chunk(k), yb.chunk(k), strict=True):
+                    part = F.cross_entropy(
+                        net(xs, arch), ys, label_smoothing=config.label_smoothing
+                    )
+                    loss = loss + part * (len(ys) / len(yb))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                sched.step()
+                losses.append(float(loss.detach()))
+                if on_step is not None:
+                    on_step(epoch * per_epoch + i + 1, total)
+            epoch += 1
+            row = {
+                "epoch": float(epoch),
+                "train_loss": float(np.mean(losses)),
+                "seconds": time.monotonic() - t0,
+                "images_per_second": per_epoch * bs / max(1e-9, time.monotonic() - t0),
+            }
+            bn_images = x_train[order[: min(n, 256)]]
+            for label, arch in (("largest", largest), ("smallest", smallest)):
+                acc, _ = member_accuracy(
+                    net, arch, ds, ds.x[held], ds.y[held], bn_images=bn_images
+                )
+                row[f"accuracy_{label}"] = acc
+            curve.append(row)
+            version, internal, gauss = rng.getstate()
+            payload = {
+                "kind": "archsearch-supernet",
+                "format": FORMAT,
+                "space": space.name,
+                "space_digest": space_fingerprint(space),
+                "input_shape": list(net.input_shape),
+                "num_classes": net.num_classes,
+                "keys": net.keys,
+                "config": config.to_dict(),
+                "epoch": epoch,
+                "curve": curve,
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "generator": g.get_state(),
+                "rng": [version, list(internal), gauss],
+                "seconds": time.monotonic() - start,
+            }
+            _save(Path(path), payload)
+            if on_epoch is not None:
+                on_epoch(epoch, row)
+    finally:
+        torch.set_num_threads(threads_before)
+    return Checkpoint(net, config, epoch, curve, payload, Path(path))
+
+
+def member_accuracy(
+    net: Supernet,
+    arch: Architecture,
+    ds: Dataset,
+    x: Any,
+    y: Any,
+    *,
+    bn_images: torch.Tensor | None = None,
+    batch: int = 500,
+) -> tuple[float, float]:
+    """Held-out top-1 (%) and mean loss of member ``arch`` with inherited weights.
+
+    Runs the member straight on the bank (no copy). When the member has BatchNorm and
+    ``bn_images`` (normalised training images) are given, its statistics are first re-estimated
+    on them in one pass (fresh buffers: the bank's are not touched), since the bank's running
+    averages mix every member trained.
+    """
+    from torch import nn
+
+    m = net.member(arch)
+    state = {k: v.detach() for k, v in net.tensors(arch).items()}
+    was = net.training
+    try:
+        if m.has_bn and bn_images is not None:
+            bns = [
+                (name, mod)
+                for name, mod in m.module.named_modules()
+                if isinstance(mod, nn.modules.batchnorm._BatchNorm)
+            ]
+            momenta = [mod.momentum for _, mod in bns]
+            for name, mod in bns:
+                prefix = f"{name}." if name else ""
+                state[prefix + "running_mean"] = torch.zeros(mod.num_features)
+                state[prefix + "running_var"] = torch.ones(mod.num_features)
+                state[prefix + "num_batches_tracked"] = torch.zeros((), dtype=torch.long)
+                mod.momentum = None  # a plain average over the pass below
+            try:
+                m.module.train()
+                with torch.no_grad():
+                    torch.func.functional_call(m.module, state, (bn_images,), strict=True)
+            finally:
+                for (_, mod), momentum in zip(bns, momenta, strict=True):
+                    mod.momentum = momentum
+        module = m.module.eval()
+        return accuracy_of(
+            lambda xb: torch.func.functional_call(module, state, (xb,), strict=True),
+            x,
+            y,
+            ds,
+            batch=batch,
+        )
+    finally:
+        net.train(was)

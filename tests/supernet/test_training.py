@@ -1,0 +1,215 @@
+"""Supernet training: multi-architecture steps, checkpoints, deterministic resume, evaluator,
+strategy and refusals of checkpoints from another space or version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import archsearch
+from archsearch.cost.units import Budget
+from archsearch.evaluators import EVALUATORS
+from archsearch.solvers import Problem, Result, create_strategy, parse_objectives
+from archsearch.spaces import load_space
+from archsearch.supernet import (
+    SupernetConfig,
+    SupernetError,
+    load_checkpoint,
+    train_supernet,
+)
+from tests.conftest import FIXTURES
+from tests.evaluators.test_training import easy_task
+
+TINY = str(FIXTURES / "tiny_resnas.yaml")
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return easy_task(tmp_path_factory.mktemp("data") / "easy.npz", 400)
+
+
+def config(easy: str, **kw: object) -> SupernetConfig:
+    base: dict[str, object] = {
+        "space": TINY,
+        "data": easy,
+        "epochs": 3,
+        "subnets_per_step": 2,
+        "sandwich": True,
+        "batch_size": 32,
+        "augment": "none",
+    }
+    return SupernetConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def trained(easy: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
+    train_supernet(config(easy), path)
+    return path
+
+
+def test_training_learns_and_resume_ends_with_identical_weights(
+    easy: str, trained: Path, tmp_path: Path
+) -> None:
+    done = load_checkpoint(trained)
+    assert done.epoch == 3 and len(done.curve) == 3
+    assert done.curve[-1]["accuracy_largest"] >= 90 and done.curve[-1]["accuracy_smallest"] >= 90
+
+    def crash(epoch: int, row: dict[str, float]) -> None:
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_supernet(config(easy), tmp_path / "b.pt", on_epoch=crash)
+    partial = load_checkpoint(tmp_path / "b.pt")
+    assert partial.epoch == 1
+    resumed = train_supernet(config(easy), tmp_path / "b.pt", resume=partial)
+    a, b = done.supernet.state_dict(), resumed.supernet.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["train_loss"] for r in resumed.curve] == [r["train_loss"] for r in done.curve]
+
+
+def test_k_subnets_share_one_step_and_seeds_matter(easy: str, tmp_path: Path) -> None:
+    one = train_supernet(
+        config(easy, epochs=1, subnets_per_step=1, sandwich=False), tmp_path / "1"
+    )
+    four = train_supernet(
+        config(easy, epochs=1, subnets_per_step=4, sandwich=False), tmp_path / "4"
+    )
+    other = train_supernet(
+        config(easy, epochs=1, subnets_per_step=4, sandwich=False, seed=1), tmp_path / "5"
+    )
+    a, b, c = (x.supernet.state_dict() for x in (one, four, other))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(b[k], c[k]) for k in b)
+
+
+def test_checkpoints_of_another_space_or_version_are_refused(
+    trained: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(
+        SupernetError, match="trained for space 'tiny-resnas'.*not 'vit-resnas-small'"
+    ):
+        load_checkpoint(trained, space=load_space("vit-resnas-small"))
+    state = torch.load(trained, weights_only=False)
+    state["format"] = 99
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.raises(SupernetError, match="format version 99.*reads version 1"):
+        load_checkpoint(tmp_path / "old.pt")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(SupernetError, match="not a supernet checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(SupernetError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_bad_training_options_name_the_flag(easy: str) -> None:
+    with pytest.raises(
+        archsearch.errors.UserError, match="--subnets-per-step: 1 .*with --sandwich"
+    ):
+        config(easy, subnets_per_step=1)
+    with pytest.raises(archsearch.errors.UserError, match="--epochs: 0"):
+        config(easy, epochs=0)
+
+
+def test_evaluator_scores_members_deterministically(trained: Path) -> None:
+    ev = EVALUATORS.create("supernet", supernet=str(trained), eval_size=40)
+    space = load_space(TINY)
+    archs = [space.sample(seed=s) for s in range(5)]
+    first, again = ev.evaluate(archs), ev.evaluate(archs)
+    assert first == again
+    assert all(0 <= r["supernet_accuracy"] <= 100 for r in first)
+    assert sum(r["supernet_accuracy"] for r in first) / 5 >= 80  # the easy task, learnt
+    with pytest.raises(archsearch.errors.NotInSpaceError, match="not a member"):
+        ev.evaluate([load_space("vit-resnas-small").sample(seed=0)])
+    with pytest.raises(archsearch.errors.UserError, match="--supernet: the supernet score needs"):
+        EVALUATORS.create("supernet")
+
+
+def test_batchnorm_members_are_recalibrated_without_touching_the_bank(
+    easy: str, tmp_path: Path
+) -> None:
+    from archsearch.data import load_dataset
+    from archsearch.supernet import member_accuracy
+
+    cfg = SupernetConfig(
+        space=str(FIXTURES / "tiny_space.yaml"),
+        data=easy,
+        epochs=1,
+        subnets_per_step=2,
+        batch_size=32,
+        augment="none",
+    )
+    ck = train_supernet(cfg, tmp_path / "h.pt")
+    before = {k: v.clone() for k, v in ck.supernet.state_dict().items()}
+    ds = load_dataset(easy)
+    x = torch.randn(32, *ds.shape)
+    arch = next(
+        a
+        for a in (ck.supernet.space.sample(seed=s) for s in range(50))
+        if ck.supernet.member(a).has_bn
+    )
+    acc, loss = member_accuracy(ck.supernet, arch, ds, ds.x[:50], ds.y[:50], bn_images=x)
+    assert 0 <= acc <= 100 and loss > 0
+    after = ck.supernet.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def _drive(seed: int, budget: int, **opts: object) -> tuple[list[str], list[int]]:
+    space = load_space("vit-resnas-small")
+    strategy = create_strategy(
+        "supernet",
+        seed=seed,
+        population=12,
+        parents=4,
+        mutations=5,
+        crossovers=5,
+        generations=3,
+        **opts,
+    )
+    b = Budget(macs=budget)
+    strategy.setup(
+        Problem(space, parse_objectives("params:max"), lambda a: b.admits(archsearch.count(a)), b)
+    )
+    asked: list[str] = []
+    macs: list[int] = []
+    while batch := strategy.ask(7):
+        asked += [a.digest for a in batch]
+        macs += [archsearch.count(a).macs for a in batch]
+        strategy.tell([Result(a, {"params": float(archsearch.count(a).params)}) for a in batch])
+    return asked, macs
+
+
+def test_strategy_keeps_the_budget_window_and_its_generations() -> None:
+    c = 30_000_000
+    asked, macs = _drive(0, c)
+    assert len(asked) == 12 + 2 * 10 == len(set(asked))  # 3 generations, no duplicate
+    assert all(0.975 * c <= m <= c for m in macs)
+    assert _drive(0, c)[0] == asked and _drive(1, c)[0] != asked
+
+
+def test_strategy_state_round_trips() -> None:
+    space = load_space("vit-resnas-small")
+    b = Budget(macs=30_000_000)
+
+    def problem() -> Problem:
+        return Problem(
+            space, parse_objectives("params:max"), lambda a: b.admits(archsearch.count(a)), b
+        )
+
+    opts = {"seed": 2, "population": 8, "parents": 3, "mutations": 3, "crossovers": 3}
+    s1 = create_strategy("supernet", **opts)
+    s1.setup(problem())
+    for _ in range(2):
+        batch = s1.ask(8)
+        s1.tell([Result(a, {"params": float(archsearch.count(a).params)}) for a in batch])
+    s2 = create_strategy("supernet", **opts)
+    s2.setup(problem())
+    s2.load_state_dict(s1.state_dict())  # type: ignore[arg-type]
+    assert [a.digest for a in s1.ask(6)] == [a.digest for a in s2.ask(6)]

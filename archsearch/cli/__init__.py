@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from archsearch.cli import bench, db, evaluate, latency, spaces, zoo
+from archsearch.cli import bench, db, evaluate, latency, spaces, supernet, zoo
 from archsearch.cli.common import handle_errors
 from archsearch.cli.results import count, pareto, runs, show
 from archsearch.cli.run import run
@@ -37,6 +37,7 @@ app.add_typer(latency.app, name="latency")
 app.add_typer(zoo.app, name="zoo")
 app.add_typer(db.app, name="db")
 app.add_typer(bench.app, name="bench")
+app.add_typer(supernet.app, name="supernet")
 
 
 def main() -> None:

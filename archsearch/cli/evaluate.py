@@ -85,6 +85,7 @@ def score_options(
     proxy_input: str | None = None,
     proxy_batch: int | None = None,
     table: str | None = None,
+    supernet: str | None = None,
     extra: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Options per score from the CLI's flags; a flag no chosen score takes is refused.
@@ -104,6 +105,7 @@ def score_options(
             "input": proxy_input,
             "batch": proxy_batch,
             "path": table,
+            "supernet": supernet,
         }.items()
         if v is not None
     }
@@ -115,6 +117,7 @@ def score_options(
         "input": "--proxy-input",
         "batch": "--proxy-batch",
         "path": "--table",
+        "supernet": "--supernet",
     }
     costs = {m.name for m in COST_METRICS}
     classes = {n: EVALUATORS.get(n) for n, _ in map(split_score, names) if n not in costs}

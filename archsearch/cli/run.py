@@ -31,6 +31,7 @@ from archsearch.cli.evaluate import (
     score_options,
     split_names,
 )
+from archsearch.cli.supernet import resolve_checkpoint
 from archsearch.cost import BUDGET_EXAMPLES, FLOP_CONVENTION, Budget
 from archsearch.cost.devices import DEVICES
 from archsearch.cost.latency import parse_latency
@@ -102,6 +103,14 @@ def run(
     proxy_batch: ProxyBatchOption = None,
     table: TableOption = None,
     score_option: ScoreOptionOption = None,
+    supernet: Annotated[
+        str | None,
+        typer.Option(
+            help="A trained supernet (checkpoint file or id from `archsearch supernet list`): "
+            "scores members with inherited weights (the supernet score; the supernet "
+            "strategy's default objective)."
+        ),
+    ] = None,
     constraint: Annotated[
         list[str] | None,
         typer.Option(help='Filter before evaluation, e.g. "rho <= 0.5" (cost or cheap metrics).'),
@@ -235,6 +244,7 @@ def run(
         "proxy_batch": proxy_batch,
         "table": table,
         "score_option": score_option,
+        "supernet": resolve_checkpoint(supernet, db) if supernet else None,
         "constraint": constraint,
         "rho": rho,
         "trials": trials,
@@ -300,6 +310,7 @@ def build_search(
     proxy_batch: int | None = None,
     table: str | None = None,
     score_option: list[str] | None = None,
+    supernet: str | None = None,
     constraint: list[str] | None = None,
     rho: float | None = None,
     trials: int | None = None,
@@ -337,6 +348,8 @@ def build_search(
     scores = split_names(score)
     if table is not None and all(split_score(n)[0] != "table" for n in scores):
         scores.append("table")  # its columns are stored, and usable as metrics
+    if supernet is not None and "supernet" not in scores:
+        scores.append("supernet")
     options = score_options(
         scores,
         data=data,
@@ -345,11 +358,13 @@ def build_search(
         proxy_input=proxy_input,
         proxy_batch=proxy_batch,
         table=table,
+        supernet=supernet,
         extra=score_option,
     )
     options[f"latency@{dev}"] = parse_options(device_option or [], what="--device-option")
-    return configure(
-        space=load_space(space),
+    loaded = load_space(space)
+    search = configure(
+        space=loaded,
         strategy=strategy or DEFAULTS["strategy"],
         strategy_options=parse_options(option or []),
         objectives=objectives,
@@ -363,6 +378,23 @@ def build_search(
         init=init or [],
         evaluator_options=options,
     )
+    _check_supernet_space(search, loaded)
+    return search
+
+
+def _check_supernet_space(search: Search, space: Any) -> None:
+    """A supernet score serves only the space its checkpoint was trained for."""
+    from archsearch.evaluators.supernet import SupernetScore
+    from archsearch.supernet import space_fingerprint
+
+    for ev in search.evaluators:
+        if isinstance(ev, SupernetScore):
+            state = ev.checkpoint.state
+            if state["space"] != space.name or state["space_digest"] != space_fingerprint(space):
+                raise UserError(
+                    f"--supernet: {ev.path} was trained for space {state['space']!r}, not "
+                    f"{space.name!r}; use --space {state['space']} or a supernet of this space"
+                )
 
 
 def _measure_front(

@@ -63,6 +63,7 @@ class RunSettings(BaseModel):
     proxy_batch: int | None = None
     table: str | None = None
     score_option: str | list[str] | None = None
+    supernet: str | None = None  # a checkpoint path
     constraint: str | list[str] | None = None
     rho: float | None = None
     trials: int | None = None

@@ -3,7 +3,8 @@
 Built in: ``entropy`` (DeepMAD), the zero-cost proxies ``naswot``, ``synflow``, ``grad_norm``,
 ``snip``, ``jacob_cov`` and ``zen`` (:mod:`~archsearch.evaluators.proxies`), ``train`` (short
 training on real data, :mod:`~archsearch.evaluators.training`), ``latency@<device>``
-(look-up-table predictions) and ``table`` (columns of a user's CSV,
+(look-up-table predictions), ``supernet`` (inherited weights of a trained supernet,
+:mod:`~archsearch.evaluators.supernet`) and ``table`` (columns of a user's CSV,
 :mod:`~archsearch.evaluators.table`). The cost metrics ``params``, ``macs`` and ``activations`` are
 always available. Plugins register more through the entry-point group
 ``archsearch.evaluators``.
@@ -16,6 +17,7 @@ from archsearch.evaluators.base import COST_METRICS, Direction, Evaluator, Metri
 from archsearch.evaluators.entropy import Entropy, EntropyStats, deepmad_entropy
 from archsearch.evaluators.latency import Latency, latency_evaluator
 from archsearch.evaluators.proxies import PROXIES, Proxy
+from archsearch.evaluators.supernet import SupernetScore
 from archsearch.evaluators.table import Table, guess_direction, load_table
 from archsearch.evaluators.training import Train
 from archsearch.registry import Registry
@@ -28,6 +30,7 @@ for _proxy in PROXIES:
     EVALUATORS.register(_proxy.name, _proxy)
 EVALUATORS.register(Train.name, Train)
 EVALUATORS.register(Table.name, Table)
+EVALUATORS.register(SupernetScore.name, SupernetScore)
 for _device in ("cpu", "cuda", "onnxruntime"):
     _cls = latency_evaluator(_device)
     EVALUATORS.register(_cls.name, _cls)
@@ -76,6 +79,7 @@ __all__ = [
     "Latency",
     "Metric",
     "Proxy",
+    "SupernetScore",
     "Table",
     "Train",
     "deepmad_entropy",

@@ -2,7 +2,8 @@
 
 Built in: ``random``, ``evolution`` (regularized evolution for one objective, NSGA-II for
 several), ``deepmad`` (DeepMAD's mathematical program, solved with cvxpy) and ``optuna``
-(Optuna's samplers, named ``optuna:tpe``, ``optuna:nsga2``, ...). A name ``base:variant`` sets
+(Optuna's samplers, named ``optuna:tpe``, ``optuna:nsga2``, ...) and ``supernet``
+(ViT-ResNAS's evolution on a supernet's inherited-weight accuracy). A name ``base:variant`` sets
 the option the strategy class names in ``variant_option``. Plugins register more through the
 entry-point group ``archsearch.strategies``.
 """
@@ -25,11 +26,12 @@ from archsearch.solvers.deepmad import DeepMAD
 from archsearch.solvers.evolution import Evolution
 from archsearch.solvers.optuna_search import OptunaSearch
 from archsearch.solvers.random_search import RandomSearch
+from archsearch.solvers.supernet_evolution import SupernetEvolution
 
 STRATEGIES: Registry[type[Strategy]] = Registry(
     "strategy", entry_point_group="archsearch.strategies"
 )
-for _s in (RandomSearch, Evolution, DeepMAD, OptunaSearch):
+for _s in (RandomSearch, Evolution, DeepMAD, OptunaSearch, SupernetEvolution):
     STRATEGIES.register(_s.name, _s)
 
 
@@ -67,6 +69,7 @@ __all__ = [
     "RandomSearch",
     "Result",
     "Strategy",
+    "SupernetEvolution",
     "always_feasible",
     "create_strategy",
     "parse_objectives",

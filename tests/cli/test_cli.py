@@ -264,6 +264,8 @@ def test_spaces_and_blocks() -> None:
         "hybrid-small",
         "mbconv",
         "nb201",
+        "vit-resnas",
+        "vit-resnas-small",
     ]
     code, out, _ = invoke("spaces", "show", "hybrid")
     doc = yaml.safe_load(out)

@@ -1,0 +1,278 @@
+"""``archsearch supernet train|extract|list``: weight-sharing supernets (ViT-ResNAS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from archsearch.cli.common import DbOption, Format, FormatOption, emit, err_console, handle_errors
+from archsearch.errors import UserError
+
+app = typer.Typer(
+    help="Weight-sharing supernets: train one (ViT-ResNAS multi-architecture sampling), list "
+    "them, extract a trained member. Search on one with `archsearch run --strategy supernet "
+    "--supernet <checkpoint or id>`.",
+    no_args_is_help=True,
+)
+
+
+def resolve_checkpoint(ref: str, db: str | None) -> str:
+    """A supernet reference (a checkpoint path, or an id of the database) -> the path."""
+    if ref.isdigit() and not Path(ref).exists():
+        from archsearch.db import Store
+
+        return str(Store(db).get_supernet(int(ref))["checkpoint"])
+    return ref
+
+
+@app.command()
+@handle_errors
+def train(
+    space: Annotated[
+        str | None, typer.Option(help="A built-in space (e.g. vit-resnas-small) or a YAML file.")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="The dataset: idx:DIR (Fashion-MNIST's IDX files), npz:FILE, folder:DIR."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Passes over the training split. (default: 5)")
+    ] = None,
+    subnets_per_step: Annotated[
+        int | None,
+        typer.Option(
+            help="K: each batch is split into K sub-batches, each through its own sampled "
+            "member. (default: 4)"
+        ),
+    ] = None,
+    sandwich: Annotated[
+        bool | None,
+        typer.Option(
+            "--sandwich/--no-sandwich",
+            help="Largest and smallest member take the first two sub-batches of every step.",
+        ),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step. (default: 128)")] = None,
+    lr: Annotated[float | None, typer.Option(help="AdamW learning rate. (default: 0.002)")] = None,
+    train_size: Annotated[
+        int | None, typer.Option(help="Train on a seeded subset of this many images.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed. (default: 0)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The checkpoint file. (default: supernets/<space>-<id>.pt)"),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="Continue a training: its checkpoint file or its supernet id."),
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="torch's intra-op threads.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Train a weight-sharing supernet; checkpointed after every epoch and resumable.
+
+    The checkpoint (weights, optimiser, random states) goes to disk; the database keeps its
+    path, the configuration and the training curve (`archsearch supernet list`).
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from archsearch.db import Store
+    from archsearch.supernet import (
+        SupernetConfig,
+        load_checkpoint,
+        space_fingerprint,
+        train_supernet,
+    )
+
+    store = Store(db)
+    given = {
+        "space": space,
+        "data": data,
+        "epochs": epochs,
+        "subnets_per_step": subnets_per_step,
+        "sandwich": sandwich,
+        "batch_size": batch_size,
+        "lr": lr,
+        "train_size": train_size,
+        "seed": seed,
+    }
+    if resume is not None:
+        changed = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+        if changed or out is not None:
+            raise UserError(
+                f"--resume continues a training with its stored settings; drop "
+                f"{', '.join(changed + (['--out'] if out is not None else []))}"
+            )
+        path = resolve_checkpoint(resume, db)
+        ck = load_checkpoint(path)
+        config = ck.config
+        rows = [r for r in store.list_supernets() if r["checkpoint"] == str(Path(path).resolve())]
+        supernet_id = rows[-1]["id"] if rows else None
+        if ck.epoch >= config.epochs:
+            raise UserError(
+                f"--resume: {path} already has all {config.epochs} epochs; nothing to do"
+            )
+    else:
+        if space is None or data is None:
+            raise UserError(
+                "--space and --data are required, e.g. --space vit-resnas-small "
+                "--data idx:path/to/fashion-mnist"
+            )
+        from archsearch.data import absolute_ref
+        from archsearch.spaces import load_space
+
+        loaded = load_space(space)
+        config = SupernetConfig(
+            space=str(Path(space).resolve()) if Path(space).is_file() else space,
+            data=absolute_ref(data),
+            **{k: v for k, v in given.items() if v is not None and k not in ("space", "data")},  # type: ignore[arg-type]
+        )
+        ck = None
+        supernet_id = store.create_supernet(
+            space=loaded.name,
+            space_digest=space_fingerprint(loaded),
+            checkpoint="",
+            config=config.to_dict(),
+        )
+        path = str((out or Path("supernets") / f"{loaded.name}-{supernet_id}.pt").resolve())
+        store.update_supernet(supernet_id, checkpoint=path)
+    if supernet_id is None:
+        from archsearch.spaces import load_space
+
+        loaded = load_space(config.space)
+        supernet_id = store.create_supernet(
+            space=loaded.name,
+            space_digest=space_fingerprint(loaded),
+            checkpoint=str(Path(path).resolve()),
+            config=config.to_dict(),
+        )
+    err_console.print(f"supernet {supernet_id}: checkpoint {path}")
+    bar = Progress(
+        TextColumn(f"[bold]supernet {supernet_id}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err_console,
+    )
+    task = bar.add_task("train", total=None, info="")
+
+    def on_step(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total)
+
+    def on_epoch(epoch: int, row: dict[str, float]) -> None:
+        curve.append(row)
+        store.update_supernet(supernet_id, curve=curve)
+        bar.update(
+            task,
+            info=f"epoch {epoch}: loss {row['train_loss']:.3f}, largest "
+            f"{row['accuracy_largest']:.1f}%, smallest {row['accuracy_smallest']:.1f}%",
+        )
+
+    curve: list[dict[str, float]] = list(ck.curve) if ck is not None else []
+    store.update_supernet(supernet_id, status="training")
+    try:
+        result = train_supernet(
+            config, path, resume=ck, threads=threads, on_step=on_step, on_epoch=on_epoch
+        )
+    except KeyboardInterrupt:
+        bar.stop()
+        store.update_supernet(supernet_id, status="interrupted")
+        err_console.print(
+            f"interrupted: resume with archsearch supernet train --resume {supernet_id}"
+        )
+        raise typer.Exit(130) from None
+    except UserError as e:
+        bar.stop()
+        store.update_supernet(supernet_id, status="failed", error=str(e))
+        raise
+    except Exception as e:
+        bar.stop()
+        store.update_supernet(supernet_id, status="failed", error=f"{type(e).__name__}: {e}")
+        raise
+    bar.stop()
+    store.update_supernet(supernet_id, status="finished", curve=result.curve)
+    last = result.curve[-1]
+    typer.echo(
+        f"supernet {supernet_id}: {result.epoch} epochs, checkpoint {path}; held-out accuracy "
+        f"largest member {last['accuracy_largest']:.2f}%, smallest "
+        f"{last['accuracy_smallest']:.2f}% (inherited weights)"
+    )
+
+
+@app.command()
+@handle_errors
+def extract(
+    supernet: Annotated[str, typer.Argument(help="The checkpoint file or its supernet id.")],
+    architecture: Annotated[
+        str,
+        typer.Argument(help="A member: a digest (6+ characters) in the database or a spec file."),
+    ],
+    out: Annotated[Path, typer.Option(help="Where to save the module (torch.save).")] = Path(
+        "subnet.pt"
+    ),
+    db: DbOption = None,
+) -> None:
+    """Save a member with its inherited weights as a standalone torch module.
+
+    The module is `archsearch.build(arch)` (at the supernet's input shape and classes) with
+    the shared weights copied in; load it with torch.load(path, weights_only=False).
+    """
+    import torch
+
+    from archsearch.db import Store
+    from archsearch.search import resolve_init
+    from archsearch.spec import Architecture
+    from archsearch.supernet import load_checkpoint
+
+    ck = load_checkpoint(resolve_checkpoint(supernet, db))
+    if architecture.startswith("zoo:") or architecture.endswith((".yaml", ".yml", ".json")):
+        ((_, arch),) = resolve_init([architecture])
+    else:
+        arch = Architecture.from_json(Store(db).architecture(architecture).spec)
+    module = ck.supernet.extract(arch).eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(module, out)
+    n = sum(p.numel() for p in module.parameters())
+    typer.echo(
+        f"{arch.digest[:12]}: {n:,} parameters, input {list(ck.supernet.input_shape)}, "
+        f"{ck.supernet.num_classes} classes -> {out}"
+    )
+
+
+@app.command("list")
+@handle_errors
+def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+    """The supernets stored in the database, with their last curve values."""
+    from archsearch.db import Store
+
+    rows = []
+    for r in Store(db).list_supernets():
+        last = r["curve"][-1] if r["curve"] else {}
+        cfg = r["config"]
+        rows.append(
+            {
+                "id": r["id"],
+                "space": r["space"],
+                "status": r["status"],
+                "epochs": f"{r['epochs_done']}/{cfg.get('epochs')}",
+                "K": cfg.get("subnets_per_step"),
+                "sandwich": cfg.get("sandwich"),
+                "largest %": last.get("accuracy_largest"),
+                "smallest %": last.get("accuracy_smallest"),
+                "checkpoint": r["checkpoint"],
+            }
+        )
+    emit(rows, list(rows[0]) if rows else ["id"], fmt, title="supernets")

@@ -1,0 +1,128 @@
+"""`archsearch supernet train|list|extract` and `run --strategy supernet`, end to end."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import archsearch
+from archsearch.db import Store
+from archsearch.spaces import load_space
+from tests.cli.test_cli import invoke
+from tests.conftest import FIXTURES
+from tests.evaluators.test_training import easy_task
+
+TINY = str(FIXTURES / "tiny_resnas.yaml")
+
+
+@pytest.fixture
+def trained(tmp_path: Path, sqlite_url: str) -> tuple[str, str, str]:
+    data = easy_task(tmp_path / "easy.npz", 300)
+    out = tmp_path / "sn.pt"
+    code, stdout, err = invoke(
+        "supernet",
+        "train",
+        "--space",
+        TINY,
+        "--data",
+        data,
+        "--epochs",
+        "2",
+        "--subnets-per-step",
+        "2",
+        "--sandwich",
+        "--batch-size",
+        "32",
+        "--out",
+        str(out),
+        db=sqlite_url,
+    )
+    assert code == 0, err
+    assert re.search(r"supernet 1: 2 epochs, checkpoint .*sn\.pt", stdout)
+    return sqlite_url, str(out), data
+
+
+def test_train_stores_pointer_config_and_curve(trained: tuple[str, str, str]) -> None:
+    url, path, data = trained
+    (row,) = Store(url).list_supernets()
+    assert row["checkpoint"] == path and row["status"] == "finished"
+    assert row["config"]["subnets_per_step"] == 2 and row["config"]["sandwich"] is True
+    assert len(row["curve"]) == 2 and "accuracy_largest" in row["curve"][0]
+    code, out, _ = invoke("supernet", "list", "-f", "json", db=url)
+    assert code == 0 and '"status": "finished"' in out
+    code, _, err = invoke("supernet", "train", "--resume", "1", db=url)
+    assert code == 2 and "already has all 2 epochs" in err
+    code, _, err = invoke("supernet", "train", "--resume", "1", "--epochs", "3", db=url)
+    assert code == 2 and "drop --epochs" in err
+
+
+def test_search_on_the_supernet_end_to_end(trained: tuple[str, str, str], tmp_path: Path) -> None:
+    url, path, _ = trained
+    code, out, err = invoke(
+        "run",
+        "--space",
+        TINY,
+        "--strategy",
+        "supernet",
+        "--supernet",
+        "1",
+        "--budget",
+        "40KFLOP",
+        "--trials",
+        "20",
+        "-O",
+        "population=8",
+        "-O",
+        "parents=3",
+        "-O",
+        "mutations=4",
+        "-O",
+        "crossovers=4",
+        "--batch-size",
+        "8",
+        db=url,
+    )
+    assert code == 0, err
+    store = Store(url)
+    (run,) = store.list_runs()
+    trials = store.trials(run.id)
+    assert len(trials) == 20
+    assert all(0 <= t.values["supernet_accuracy"] <= 100 for t in trials)
+    assert all(39_000 <= t.cost.macs <= 40_000 for t in trials)
+    best = max(trials, key=lambda t: t.values["supernet_accuracy"])
+    code, stdout, err = invoke(
+        "supernet", "extract", path, best.digest[:12], "--out", str(tmp_path / "m.pt"), db=url
+    )
+    assert code == 0, err
+    module = torch.load(tmp_path / "m.pt", weights_only=False)
+    arch = archsearch.Architecture.from_json(store.architecture(best.digest).spec)
+    assert sum(p.numel() for p in module.parameters()) == archsearch.count(arch).params
+    assert module(torch.randn(2, 1, 8, 8)).shape == (2, 2)
+
+
+def test_bad_input_is_one_line_with_exit_2(trained: tuple[str, str, str], tmp_path: Path) -> None:
+    url, path, _ = trained
+    code, _, err = invoke(
+        "run",
+        "--space",
+        "vit-resnas-small",
+        "--strategy",
+        "supernet",
+        "--supernet",
+        path,
+        db=url,
+    )
+    assert code == 2 and "trained for space 'tiny-resnas'" in err and len(err.splitlines()) == 1
+    code, _, err = invoke("run", "--space", TINY, "--strategy", "supernet", db=url)
+    assert code == 2 and "--supernet" in err
+    code, _, err = invoke("run", "--space", TINY, "--supernet", "7", db=url)
+    assert code == 2 and "no supernet with id 7" in err
+    spec = tmp_path / "other.json"
+    spec.write_text(load_space("vit-resnas-small").sample(seed=0).to_json())
+    code, _, err = invoke("supernet", "extract", path, str(spec), db=url)
+    assert code == 2 and "not a member of space 'tiny-resnas'" in err
+    code, _, err = invoke("supernet", "train", "--space", TINY, db=url)
+    assert code == 2 and "--space and --data are required" in err

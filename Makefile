@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint pytest bench bench-latency bench-deepmad bench-proxy bench-search bench-ray clean
+.PHONY: install run test lint pytest bench bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-search: $(STAMP)
 	$(BIN)/archsearch bench search --space nb201 --table $(NB201) \
 		--objectives cifar10_test:max,lat_ms_pixel3:min --trials 100,500 --seeds 20 \
 		--strategies random,evolution,optuna:nsga2
+
+bench-supernet: $(STAMP)
+	$(BIN)/python benchmarks/supernet_ranking.py --data $(FASHION_MNIST) --out supernet_ranking.json
 
 bench-ray: $(STAMP)
 	$(BIN)/python benchmarks/ray_overhead.py --trials 100 --tune-trials 20

@@ -1,0 +1,208 @@
+"""Does the supernet rank members like stand-alone training does? Measured here.
+
+Trains the ``vit-resnas-small`` supernet on Fashion-MNIST (1x28x28, 10 classes) with
+multi-architecture sampling (``K`` sub-networks per step; the sandwich rule unless
+``--no-sandwich``) for ``--epochs`` over a seeded ``--train-size`` subset of the training
+split; samples ``--members`` members (seeded; with ``--spread``, spread evenly by rank over
+the MACs of 2000 samples instead); scores each with inherited weights on the held-out split
+(10% of the training images, never trained on), then trains each member alone from scratch
+with the same budget (the ``train`` evaluator's recipe, the same images, epochs and batch
+size) and scores it on the same held-out images. Prints Kendall's tau and Spearman's rho
+between the two accuracies, and the training throughput (images and sub-networks per second)
+with K = 1 and K = 4 sub-networks per step, measured side by side on the same batches. Rows go
+to ``--out`` (JSON).
+
+Usage:
+    python benchmarks/supernet_ranking.py --data ../shared/data/fashion-mnist [--epochs 6]
+        [--train-size 10000] [--members 12] [--subnets-per-step 4] [--no-sandwich]
+        [--spread] [--throughput-steps 15] [--out supernet_ranking.json]
+
+FLOP convention: 1 FLOP = 1 multiply-accumulate; MACs are at the space's 3x32x32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+
+import archsearch
+from archsearch.data import load_dataset
+from archsearch.evaluators.training import Recipe, augment, normalise, train
+from archsearch.supernet import Supernet, SupernetConfig, member_accuracy, train_supernet
+
+SPACE = "vit-resnas-small"
+
+
+def throughput(ref: str, k: int, steps: int, batch: int, seed: int) -> float:
+    """Images per second of supernet training steps with ``k`` sub-networks per step."""
+    import torch.nn.functional as F
+
+    ds = load_dataset(ref)
+    space = archsearch.load_space(SPACE)
+    net = Supernet(space, input_shape=ds.shape, num_classes=ds.num_classes, seed=seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    rng = random.Random(seed)
+    g = torch.Generator().manual_seed(seed)
+    x = normalise(torch.from_numpy(np.ascontiguousarray(ds.x[: batch * (steps + 2)])), ds)
+    y = torch.from_numpy(ds.y[: batch * (steps + 2)])
+    elapsed = 0.0
+    for s in range(steps + 2):  # two warm-up steps are not timed
+        t0 = time.perf_counter()
+        xb = augment(x[s * batch : (s + 1) * batch], "crop+flip", 3, g)
+        yb = y[s * batch : (s + 1) * batch]
+        loss = xb.new_zeros(())
+        for xs, ys in zip(xb.chunk(k), yb.chunk(k), strict=True):
+            loss = loss + F.cross_entropy(net(xs, space.sample(rng)), ys) * (len(ys) / batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if s >= 2:
+            elapsed += time.perf_counter() - t0
+    return steps * batch / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/fashion-mnist")
+    )
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--train-size", type=int, default=10000)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--members", type=int, default=12)
+    ap.add_argument("--subnets-per-step", type=int, default=4)
+    ap.add_argument("--no-sandwich", dest="sandwich", action="store_false")
+    ap.add_argument(
+        "--spread",
+        action="store_true",
+        help="members at evenly spaced MAC quantiles of 2000 samples (default: random members)",
+    )
+    ap.add_argument("--throughput-steps", type=int, default=15)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    ref = args.data if ":" in args.data.split("/")[0] else f"idx:{args.data}"
+    torch.set_num_threads(torch.get_num_threads())
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; space {SPACE}; 1 FLOP = 1 MAC"
+    )
+    start = time.monotonic()
+
+    rates = {}
+    for k in (1, 4):  # side by side, same batches and seed
+        rates[k] = throughput(ref, k, args.throughput_steps, args.batch_size, args.seed)
+        print(
+            f"throughput K={k}: {rates[k]:.1f} images/s, "
+            f"{rates[k] / args.batch_size * k:.2f} sub-networks trained/s"
+        )
+    print(
+        f"throughput ratio K=4 / K=1: images/s {rates[4] / rates[1]:.2f}, "
+        f"sub-networks/s {4 * rates[4] / rates[1]:.2f}"
+    )
+
+    config = SupernetConfig(
+        space=SPACE,
+        data=ref,
+        epochs=args.epochs,
+        subnets_per_step=args.subnets_per_step,
+        sandwich=args.sandwich,
+        batch_size=args.batch_size,
+        train_size=args.train_size,
+        seed=args.seed,
+    )
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        ck = train_supernet(
+            config,
+            Path(tmp) / "supernet.pt",
+            on_epoch=lambda e, row: print(f"supernet epoch {e}: {json.dumps(row)}", flush=True),
+        )
+    supernet_seconds = time.monotonic() - t0
+    print(f"supernet training: {supernet_seconds:.1f} s")
+
+    ds = load_dataset(ref)
+    recipe = Recipe(
+        epochs=args.epochs, batch_size=args.batch_size, train_size=args.train_size, seed=args.seed
+    )
+    train_idx, held_idx = ds.split(holdout="val", val_fraction=recipe.val_fraction, seed=args.seed)
+    bn = normalise(torch.from_numpy(np.ascontiguousarray(ds.x[train_idx[:256]])), ds)
+    space = archsearch.load_space(SPACE)
+    rng = random.Random(args.seed + 1)
+    if args.spread:  # from the cheapest to the dearest of 2000 samples, evenly by rank
+        pool = sorted(
+            (space.sample(rng) for _ in range(2000)), key=lambda a: archsearch.count(a).macs
+        )
+        members = [pool[round(i)] for i in np.linspace(0, len(pool) - 1, args.members)]
+    else:
+        members = [space.sample(rng) for _ in range(args.members)]
+    rows: list[dict[str, Any]] = []
+    for i, arch in enumerate(members):
+        t1 = time.monotonic()
+        inherited, _ = member_accuracy(
+            ck.supernet, arch, ds, ds.x[held_idx], ds.y[held_idx], bn_images=bn
+        )
+        t_inh = time.monotonic() - t1
+        with torch.random.fork_rng():
+            torch.manual_seed(args.seed)
+            model = archsearch.build(arch.with_input(ds.shape, ds.num_classes))
+            result = train(model, ds, recipe)
+        row = {
+            "digest": arch.digest,
+            "macs": archsearch.count(arch).macs,
+            "inherited": inherited,
+            "standalone": result.accuracy,
+            "inherited_seconds": t_inh,
+            "standalone_seconds": result.seconds,
+        }
+        rows.append(row)
+        print(
+            f"member {i + 1}/{len(members)} {arch.digest[:12]} {row['macs'] / 1e6:.1f} MFLOPs: "
+            f"inherited {inherited:.2f}% ({t_inh:.2f} s), stand-alone {result.accuracy:.2f}% "
+            f"({result.seconds:.1f} s)",
+            flush=True,
+        )
+    a = np.array([r["inherited"] for r in rows])
+    b = np.array([r["standalone"] for r in rows])
+    tau = stats.kendalltau(a, b).statistic
+    rho = stats.spearmanr(a, b).statistic
+    print(
+        f"members: {len(rows)}; inherited {a.min():.2f}-{a.max():.2f}%, "
+        f"stand-alone {b.min():.2f}-{b.max():.2f}%"
+    )
+    print(f"Kendall tau: {tau:.3f}   Spearman rho: {rho:.3f}")
+    print(
+        f"supernet: {args.epochs} epochs, K={args.subnets_per_step}, "
+        f"sandwich={args.sandwich}, {supernet_seconds:.1f} s; mean stand-alone training "
+        f"{np.mean([r['standalone_seconds'] for r in rows]):.1f} s; mean inherited scoring "
+        f"{np.mean([r['inherited_seconds'] for r in rows]):.2f} s"
+    )
+    print(f"wall: {time.monotonic() - start:.0f} s")
+    if args.out:
+        args.out.write_text(
+            json.dumps(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "throughput": rates,
+                    "curve": ck.curve,
+                    "rows": rows,
+                    "kendall": tau,
+                    "spearman": rho,
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,15 @@ from hypothesis import HealthCheck, settings
 
 from archsearch.spaces import Space, load_space
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: each worker (and each archsearch it starts as a
+    # subprocess) gets one intra-op thread, or torch's default of one thread per core makes
+    # the workers' OpenMP threads fight for the cores (the suite took 1.8x as long).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 # Reproducible property tests in CI; HYPOTHESIS_PROFILE=explore draws new examples.
 settings.register_profile(
     "ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]

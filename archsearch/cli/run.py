@@ -385,16 +385,11 @@ def build_search(
 def _check_supernet_space(search: Search, space: Any) -> None:
     """A supernet score serves only the space its checkpoint was trained for."""
     from archsearch.evaluators.supernet import SupernetScore
-    from archsearch.supernet import space_fingerprint
+    from archsearch.supernet.training import check_space
 
     for ev in search.evaluators:
         if isinstance(ev, SupernetScore):
-            state = ev.checkpoint.state
-            if state["space"] != space.name or state["space_digest"] != space_fingerprint(space):
-                raise UserError(
-                    f"--supernet: {ev.path} was trained for space {state['space']!r}, not "
-                    f"{space.name!r}; use --space {state['space']} or a supernet of this space"
-                )
+            check_space(ev.checkpoint.state, space, ev.checkpoint.path, flag="--supernet")
 
 
 def _measure_front(

@@ -1087,8 +1087,6 @@ class Store:
         checkpoint: str | None = None,
     ) -> None:
         """Stores a supernet's progress: its curve (the epochs done), status, checkpoint."""
-        from archsearch.db.models import utcnow
-
         with self.transaction() as s:
             row = s.get(SupernetModel, supernet_id)
             if row is None:

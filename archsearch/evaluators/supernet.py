@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from archsearch.errors import UserError
+from archsearch.errors import UserError, check_ranges
 from archsearch.evaluators.base import Evaluator, Metric
 from archsearch.spec import Architecture
 
@@ -61,13 +61,13 @@ class SupernetScore(Evaluator):
                 "--supernet: the supernet score needs a trained supernet: a checkpoint file or "
                 "its id in the database (archsearch supernet train ... prints both)"
             )
-        for flag, value, low in (
-            ("eval_size", eval_size, 1),
-            ("bn_images", bn_images, 0),
-            ("batch", batch, 1),
-        ):
-            if value < low:
-                raise UserError(f"{flag}: {value} is out of range; it must be >= {low}")
+        check_ranges(
+            [
+                ("eval_size", eval_size, eval_size >= 1, ">= 1"),
+                ("bn_images", bn_images, bn_images >= 0, ">= 0"),
+                ("batch", batch, batch >= 1, ">= 1"),
+            ]
+        )
         import numpy as np
         import torch
 

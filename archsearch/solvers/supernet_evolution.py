@@ -134,12 +134,6 @@ class SupernetEvolution(Strategy):
 
     # -- ask ---------------------------------------------------------------------------
 
-    def _size(self, generation: int) -> int:
-        return self.population if generation == 0 else self.mutations + self.crossovers
-
-    def _in_window(self, arch: Architecture) -> bool:
-        return count(arch).macs >= self._floor
-
     def _make(self, kind: str) -> Architecture:
         space = self.space
         if kind == "random" or len(self._history) < 2:

@@ -127,6 +127,18 @@ class Checkpoint:
     path: Path
 
 
+def check_space(state: dict[str, Any], space: Space, path: Path, flag: str = "") -> None:
+    """Refuses a checkpoint (its ``state``) trained for another space or another version of
+    the space's YAML than ``space``; ``flag`` names the option that gave it."""
+    if space.name != state["space"] or space_fingerprint(space) != state["space_digest"]:
+        raise SupernetError(
+            f"{flag + ': ' if flag else ''}checkpoint {str(path)!r} was trained for space "
+            f"{state['space']!r} (YAML {state['space_digest']}), not {space.name!r} "
+            f"(YAML {space_fingerprint(space)}); use a checkpoint of this space or "
+            f"--space {state['space']}"
+        )
+
+
 def load_checkpoint(path: str | Path, *, space: Space | None = None) -> Checkpoint:
     """Loads a supernet checkpoint written by :func:`train_supernet`.
 
@@ -154,13 +166,7 @@ def load_checkpoint(path: str | Path, *, space: Space | None = None) -> Checkpoi
         )
     config = SupernetConfig.from_dict(state["config"])
     loaded = load_space(config.space) if space is None else space
-    if loaded.name != state["space"] or space_fingerprint(loaded) != state["space_digest"]:
-        raise SupernetError(
-            f"checkpoint {str(p)!r} was trained for space {state['space']!r} "
-            f"(YAML {state['space_digest']}), not {loaded.name!r} "
-            f"(YAML {space_fingerprint(loaded)}); use a checkpoint of this space or "
-            f"--space {state['space']}"
-        )
+    check_space(state, loaded, p)
     c, h, w = state["input_shape"]
     net = Supernet(
         loaded,

@@ -7,6 +7,7 @@ The public API::
     arch = space.sample(seed=0)                  # an archsearch.Architecture
     cost = archsearch.count(arch)                # exact params/MACs/activations, no torch
     model = archsearch.build(arch)               # a torch.nn.Module
+    model = archsearch.load_weights(path)        # a network saved with its weights
 
 FLOP convention: one multiply-accumulate counts as one FLOP, as the seed papers report
 (ConvNeXt-T = 4.5 GFLOPs).
@@ -23,6 +24,7 @@ from archsearch.cost import Budget, count, count_layers, parse_budget
 from archsearch.errors import ArchsearchError, UserError
 from archsearch.spaces import Space, list_spaces, load_space
 from archsearch.spec import Architecture, Block, Stage
+from archsearch.weights import load_weights
 
 __all__ = [
     "Architecture",
@@ -41,6 +43,7 @@ __all__ = [
     "list_blocks",
     "list_spaces",
     "load_space",
+    "load_weights",
     "parse_budget",
     "zoo",
 ]

@@ -137,7 +137,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ck = train_supernet(
             config,
-            Path(tmp) / "supernet.pt",
+            Path(tmp) / "supernet.safetensors",
             on_epoch=lambda e, row: print(f"supernet epoch {e}: {json.dumps(row)}", flush=True),
         )
     supernet_seconds = time.monotonic() - t0

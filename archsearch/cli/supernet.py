@@ -64,7 +64,7 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Random seed. (default: 0)")] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="The checkpoint file. (default: supernets/<space>-<id>.pt)"),
+        typer.Option(help="The checkpoint file. [default: supernets/<space>-<id>.safetensors]"),
     ] = None,
     resume: Annotated[
         str | None,
@@ -144,7 +144,9 @@ def train(
             checkpoint="",
             config=config.to_dict(),
         )
-        path = str((out or Path("supernets") / f"{loaded.name}-{supernet_id}.pt").resolve())
+        path = str(
+            (out or Path("supernets") / f"{loaded.name}-{supernet_id}.safetensors").resolve()
+        )
         store.update_supernet(supernet_id, checkpoint=path)
     if supernet_id is None:
         from archsearch.spaces import load_space
@@ -220,35 +222,71 @@ def extract(
         str,
         typer.Argument(help="A member: a digest (6+ characters) in the database or a spec file."),
     ],
-    out: Annotated[Path, typer.Option(help="Where to save the module (torch.save).")] = Path(
-        "subnet.pt"
+    out: Annotated[Path, typer.Option(help="Where to save the weights (safetensors).")] = Path(
+        "subnet.safetensors"
     ),
     db: DbOption = None,
 ) -> None:
-    """Save a member with its inherited weights as a standalone torch module.
+    """Save a member with its inherited weights: a safetensors file of its state dict, with
+    its spec in the metadata.
 
-    The module is `archsearch.build(arch)` (at the supernet's input shape and classes) with
-    the shared weights copied in; load it with torch.load(path, weights_only=False).
+    Load it with archsearch.load_weights(path), which builds the spec and loads the weights;
+    nothing in the file is unpickled.
     """
-    import torch
-
     from archsearch.db import Store
     from archsearch.search import resolve_init
     from archsearch.spec import Architecture
     from archsearch.supernet import load_checkpoint
+    from archsearch.weights import save_module
 
     ck = load_checkpoint(resolve_checkpoint(supernet, db))
     if architecture.startswith("zoo:") or architecture.endswith((".yaml", ".yml", ".json")):
         ((_, arch),) = resolve_init([architecture])
     else:
         arch = Architecture.from_json(Store(db).architecture(architecture).spec)
+    member = ck.supernet.check_member(arch)
     module = ck.supernet.extract(arch).eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(module, out)
+    save_module(out, module, member, supernet=str(ck.path), epoch=ck.epoch)
     n = sum(p.numel() for p in module.parameters())
     typer.echo(
         f"{arch.digest[:12]}: {n:,} parameters, input {list(ck.supernet.input_shape)}, "
-        f"{ck.supernet.num_classes} classes -> {out}"
+        f"{ck.supernet.num_classes} classes -> {out} (load with archsearch.load_weights)"
+    )
+
+
+@app.command()
+@handle_errors
+def migrate(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A checkpoint of archsearch 0.1 (a torch.save .pt file).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The new checkpoint. [default: the same name, .safetensors]"),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Convert an old pickle checkpoint to the safetensors format.
+
+    The old file is read with torch.load(weights_only=True): tensors and plain containers
+    only, so a crafted file is refused instead of run. Supernets stored in the database with
+    the old path are pointed at the new file.
+    """
+    from archsearch.db import Store
+    from archsearch.supernet.training import migrate_checkpoint
+
+    target = out or checkpoint.with_suffix(".safetensors")
+    if target.resolve() == checkpoint.resolve():
+        raise UserError(f"--out: {str(target)!r} is the old file; give another path")
+    ck = migrate_checkpoint(checkpoint, target)
+    store = Store(db)
+    old = str(checkpoint.resolve())
+    moved = [r["id"] for r in store.list_supernets() if r["checkpoint"] == old]
+    for sid in moved:
+        store.update_supernet(sid, checkpoint=str(target.resolve()))
+    typer.echo(
+        f"{checkpoint} -> {target}: space {ck.supernet.space.name}, {ck.epoch} epoch(s)"
+        + (f"; supernet(s) {', '.join(map(str, moved))} now use it" if moved else "")
     )
 
 

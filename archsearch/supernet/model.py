@@ -44,9 +44,10 @@ from archsearch.spec import Architecture, Block, Params
 if TYPE_CHECKING:
     from archsearch.blocks.layers import Network
 
-FORMAT = 1
+FORMAT = 2
 """Version of the supernet's bank layout and checkpoint format; a checkpoint of another
-version is refused."""
+version is refused. 1: a ``torch.save`` pickle (archsearch 0.1; converted by ``archsearch
+supernet migrate``, never loaded); 2: safetensors with JSON metadata."""
 
 
 class SupernetError(UserError):

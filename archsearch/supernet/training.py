@@ -16,7 +16,6 @@ from its last complete epoch and ends with the same weights as an uninterrupted 
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from archsearch import weights
 from archsearch.errors import UserError, check_ranges
 from archsearch.evaluators.training import (
     AUGMENTS,
@@ -139,56 +139,144 @@ def check_space(state: dict[str, Any], space: Space, path: Path, flag: str = "")
         )
 
 
+CHECKPOINT_KIND = "archsearch-supernet"
+_RETRAIN = (
+    "convert it with `archsearch supernet migrate PATH` (reads tensors only) or retrain it "
+    "with `archsearch supernet train`"
+)
+
+
 def load_checkpoint(path: str | Path, *, space: Space | None = None) -> Checkpoint:
     """Loads a supernet checkpoint written by :func:`train_supernet`.
 
+    Checkpoints are safetensors files (:mod:`archsearch.weights`): nothing in them is
+    unpickled. A checkpoint of an older archsearch (a ``torch.save`` pickle) is refused with
+    the command that converts it.
+
     Raises:
-        SupernetError: the file is missing or not a checkpoint, its format version is not
-            this archsearch's, or it was trained for another space (or another version of
+        SupernetError: the file is missing, a pickle, not a checkpoint, its format version is
+            not this archsearch's, or it was trained for another space (or another version of
             the space's YAML) than ``space``.
     """
     p = Path(path)
-    if not p.is_file():
-        raise SupernetError(
-            f"supernet checkpoint {str(p)!r} does not exist; train one with "
-            "`archsearch supernet train` or give its path or id"
-        )
     try:
-        state = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise SupernetError(f"{str(p)!r} is not a supernet checkpoint: {e}") from None
-    if not isinstance(state, dict) or state.get("kind") != "archsearch-supernet":
-        raise SupernetError(f"{str(p)!r} is not an archsearch supernet checkpoint")
-    if state.get("format") != FORMAT:
+        tensors, meta = weights.load(
+            p, kind=CHECKPOINT_KIND, what="supernet checkpoint", fix=_RETRAIN
+        )
+    except weights.WeightsError as e:
+        missing = "does not exist" in str(e)
+        hint = "; train one with `archsearch supernet train` or give its path or id"
+        hint = hint if missing else ""
+        raise SupernetError(f"{e}{hint}") from None
+    if meta.get("format") != FORMAT:
         raise SupernetError(
-            f"checkpoint {str(p)!r} has format version {state.get('format')}, this archsearch "
+            f"checkpoint {str(p)!r} has format version {meta.get('format')}, this archsearch "
             f"reads version {FORMAT}; retrain it with `archsearch supernet train`"
         )
-    config = SupernetConfig.from_dict(state["config"])
+    try:
+        state = _unflatten(tensors, meta)
+        config = SupernetConfig.from_dict(state["config"])
+        c, h, w = (int(v) for v in state["input_shape"])
+        num_classes = int(state["num_classes"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise SupernetError(
+            f"checkpoint {str(p)!r} is incomplete or malformed ({type(e).__name__}: {e}); "
+            "retrain it"
+        ) from None
     loaded = load_space(config.space) if space is None else space
     check_space(state, loaded, p)
-    c, h, w = state["input_shape"]
-    net = Supernet(
-        loaded,
-        input_shape=(int(c), int(h), int(w)),
-        num_classes=int(state["num_classes"]),
-        init=False,
-    )
+    net = Supernet(loaded, input_shape=(c, h, w), num_classes=num_classes, init=False)
     if net.keys != state["keys"]:
         raise SupernetError(
             f"checkpoint {str(p)!r} does not match the supernet of space {loaded.name!r} "
             "(its weight layout differs); retrain it"
         )
-    net.load_state_dict(state["model"])
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise SupernetError(
+            f"checkpoint {str(p)!r} does not fit the supernet of space {loaded.name!r}: "
+            f"{str(e).splitlines()[0][:200]}; retrain it"
+        ) from None
     return Checkpoint(net, config, int(state["epoch"]), list(state["curve"]), state, p)
+
+
+def _flatten(payload: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A checkpoint's state -> (tensors, JSON metadata) for :func:`archsearch.weights.save`.
+
+    Tensors are named ``model/<key>``, ``optimizer/<param>/<key>`` and ``generator``; the
+    optimiser's per-parameter scalars and everything else go to the metadata.
+    """
+    tensors: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in payload["model"].items()}
+    opt = payload["optimizer"]
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, entry in opt["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer/{pid}/{key}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    tensors["generator"] = payload["generator"]
+    meta = {k: v for k, v in payload.items() if k not in ("model", "optimizer", "generator")}
+    meta["optimizer"] = {"param_groups": opt["param_groups"], "scalars": scalars}
+    return tensors, meta
+
+
+def _unflatten(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`_flatten`."""
+    model: dict[str, torch.Tensor] = {}
+    opt_state: dict[int, dict[str, Any]] = {}
+    for name, t in tensors.items():
+        if name.startswith("model/"):
+            model[name[len("model/") :]] = t
+        elif name.startswith("optimizer/"):
+            _, pid, key = name.split("/", 2)
+            opt_state.setdefault(int(pid), {})[key] = t
+    for pid, entry in meta["optimizer"]["scalars"].items():
+        opt_state.setdefault(int(pid), {}).update(entry)
+    state = dict(meta)
+    state["model"] = model
+    state["optimizer"] = {
+        "state": dict(sorted(opt_state.items())),
+        "param_groups": meta["optimizer"]["param_groups"],
+    }
+    state["generator"] = tensors["generator"]
+    return state
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
     """Writes atomically: a crash mid-write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    tensors, meta = _flatten(payload)
+    weights.save(path, tensors, meta)
+
+
+def migrate_checkpoint(old: str | Path, new: str | Path) -> Checkpoint:
+    """Converts a checkpoint of an older archsearch (a ``torch.save`` pickle of format 1) to
+    the safetensors format, reading it with ``torch.load(weights_only=True)``: tensors and
+    plain containers only, so a crafted file is refused instead of run.
+
+    Raises:
+        SupernetError: the old file cannot be read safely or is not a format-1 checkpoint.
+    """
+    try:
+        state = weights.read_legacy(old)
+    except weights.WeightsError as e:
+        raise SupernetError(f"supernet migrate: {e}") from None
+    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
+        raise SupernetError(f"supernet migrate: {str(old)!r} is not an archsearch checkpoint")
+    if state.get("format") != 1:
+        raise SupernetError(
+            f"supernet migrate: {str(old)!r} has format {state.get('format')!r}; only format 1 "
+            "(pickle) checkpoints are converted"
+        )
+    payload = {**state, "format": FORMAT}
+    try:
+        _save(Path(new), payload)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise SupernetError(
+            f"supernet migrate: {str(old)!r} is incomplete ({type(e).__name__}: {e})"
+        ) from None
+    return load_checkpoint(new)
 
 
 StepCallback = Callable[[int, int], None]
@@ -312,7 +400,7 @@ def train_supernet(
             curve.append(row)
             version, internal, gauss = rng.getstate()
             payload = {
-                "kind": "archsearch-supernet",
+                "kind": CHECKPOINT_KIND,
                 "format": FORMAT,
                 "space": space.name,
                 "space_digest": space_fingerprint(space),

@@ -14,6 +14,7 @@ from archsearch.spaces import load_space
 from tests.cli.test_cli import invoke
 from tests.conftest import FIXTURES
 from tests.evaluators.test_training import easy_task
+from tests.hostile import hostile_pickle, hostile_raw_pickle
 
 TINY = str(FIXTURES / "tiny_resnas.yaml")
 
@@ -21,7 +22,7 @@ TINY = str(FIXTURES / "tiny_resnas.yaml")
 @pytest.fixture
 def trained(tmp_path: Path, sqlite_url: str) -> tuple[str, str, str]:
     data = easy_task(tmp_path / "easy.npz", 300)
-    out = tmp_path / "sn.pt"
+    out = tmp_path / "sn.safetensors"
     code, stdout, err = invoke(
         "supernet",
         "train",
@@ -41,7 +42,7 @@ def trained(tmp_path: Path, sqlite_url: str) -> tuple[str, str, str]:
         db=sqlite_url,
     )
     assert code == 0, err
-    assert re.search(r"supernet 1: 2 epochs, checkpoint .*sn\.pt", stdout)
+    assert re.search(r"supernet 1: 2 epochs, checkpoint .*sn\.safetensors", stdout)
     return sqlite_url, str(out), data
 
 
@@ -94,13 +95,25 @@ def test_search_on_the_supernet_end_to_end(trained: tuple[str, str, str], tmp_pa
     assert all(39_000 <= t.cost.macs <= 40_000 for t in trials)
     best = max(trials, key=lambda t: t.values["supernet_accuracy"])
     code, stdout, err = invoke(
-        "supernet", "extract", path, best.digest[:12], "--out", str(tmp_path / "m.pt"), db=url
+        "supernet",
+        "extract",
+        path,
+        best.digest[:12],
+        "--out",
+        str(tmp_path / "m.safetensors"),
+        db=url,
     )
     assert code == 0, err
-    module = torch.load(tmp_path / "m.pt", weights_only=False)
+    module = archsearch.load_weights(tmp_path / "m.safetensors")
     arch = archsearch.Architecture.from_json(store.architecture(best.digest).spec)
     assert sum(p.numel() for p in module.parameters()) == archsearch.count(arch).params
-    assert module(torch.randn(2, 1, 8, 8)).shape == (2, 2)
+    x = torch.randn(2, 1, 8, 8)
+    assert module(x).shape == (2, 2)
+    # the same computation as the supernet's member
+    from archsearch.supernet import load_checkpoint
+
+    net = load_checkpoint(path).supernet.eval()
+    assert torch.allclose(module(x), net(x, arch), atol=1e-5)
 
 
 def test_bad_input_is_one_line_with_exit_2(trained: tuple[str, str, str], tmp_path: Path) -> None:
@@ -126,3 +139,43 @@ def test_bad_input_is_one_line_with_exit_2(trained: tuple[str, str, str], tmp_pa
     assert code == 2 and "not a member of space 'tiny-resnas'" in err
     code, _, err = invoke("supernet", "train", "--space", TINY, db=url)
     assert code == 2 and "--space and --data are required" in err
+
+
+def test_hostile_checkpoints_are_refused_without_running_code(
+    trained: tuple[str, str, str], tmp_path: Path
+) -> None:
+    url, path, _ = trained
+    bad, marker = hostile_pickle(tmp_path)
+    raw, raw_marker = hostile_raw_pickle(tmp_path)
+    for ck in (bad, raw):
+        code, _, err = invoke("run", "--space", TINY, "--supernet", str(ck), db=url)
+        assert code == 2 and "pickle file" in err and len(err.splitlines()) == 1, err
+        code, _, err = invoke("supernet", "train", "--resume", str(ck), db=url)
+        assert code == 2 and "pickle file" in err and len(err.splitlines()) == 1, err
+        code, _, err = invoke("supernet", "extract", str(ck), "zoo:deit_ti", db=url)
+        assert code == 2 and "pickle file" in err, err
+        code, _, err = invoke("supernet", "migrate", str(ck), db=url)
+        assert code == 2 and "cannot be read safely" in err and len(err.splitlines()) == 1, err
+    assert not marker.exists() and not raw_marker.exists()
+
+
+def test_migrate_converts_an_old_checkpoint_and_repoints_the_database(
+    trained: tuple[str, str, str], tmp_path: Path
+) -> None:
+    url, path, _ = trained
+    from archsearch.supernet import load_checkpoint
+
+    done = load_checkpoint(path)
+    old = tmp_path / "old.pt"
+    torch.save({**done.state, "format": 1}, old)
+    store = Store(url)
+    store.update_supernet(1, checkpoint=str(old.resolve()))
+    code, _, err = invoke("run", "--space", TINY, "--supernet", "1", db=url)
+    assert code == 2 and "archsearch supernet migrate" in err
+    code, out, err = invoke("supernet", "migrate", str(old), db=url)
+    assert code == 0, err
+    assert "supernet(s) 1 now use it" in out
+    new = old.with_suffix(".safetensors")
+    assert store.get_supernet(1)["checkpoint"] == str(new.resolve())
+    again = load_checkpoint(new).supernet.state_dict()
+    assert all(torch.equal(again[k], v) for k, v in done.supernet.state_dict().items())

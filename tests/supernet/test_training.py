@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import archsearch
+from archsearch import weights
 from archsearch.cost.units import Budget
 from archsearch.evaluators import EVALUATORS
 from archsearch.solvers import Problem, Result, create_strategy, parse_objectives
@@ -19,8 +20,10 @@ from archsearch.supernet import (
     load_checkpoint,
     train_supernet,
 )
+from archsearch.supernet.training import CHECKPOINT_KIND, migrate_checkpoint
 from tests.conftest import FIXTURES
 from tests.evaluators.test_training import easy_task
+from tests.hostile import hostile_pickle
 
 TINY = str(FIXTURES / "tiny_resnas.yaml")
 
@@ -49,7 +52,7 @@ def config(easy: str, **kw: object) -> SupernetConfig:
 
 @pytest.fixture(scope="module")
 def trained(easy: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
+    path = tmp_path_factory.mktemp("ck") / "tiny.safetensors"
     train_supernet(config(easy), path)
     return path
 
@@ -66,10 +69,10 @@ def test_training_learns_and_resume_ends_with_identical_weights(
             raise Stop
 
     with pytest.raises(Stop):
-        train_supernet(config(easy), tmp_path / "b.pt", on_epoch=crash)
-    partial = load_checkpoint(tmp_path / "b.pt")
+        train_supernet(config(easy), tmp_path / "b.safetensors", on_epoch=crash)
+    partial = load_checkpoint(tmp_path / "b.safetensors")
     assert partial.epoch == 1
-    resumed = train_supernet(config(easy), tmp_path / "b.pt", resume=partial)
+    resumed = train_supernet(config(easy), tmp_path / "b.safetensors", resume=partial)
     a, b = done.supernet.state_dict(), resumed.supernet.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["train_loss"] for r in resumed.curve] == [r["train_loss"] for r in done.curve]
@@ -97,16 +100,44 @@ def test_checkpoints_of_another_space_or_version_are_refused(
         SupernetError, match="trained for space 'tiny-resnas'.*not 'vit-resnas-small'"
     ):
         load_checkpoint(trained, space=load_space("vit-resnas-small"))
-    state = torch.load(trained, weights_only=False)
-    state["format"] = 99
-    torch.save(state, tmp_path / "old.pt")
-    with pytest.raises(SupernetError, match="format version 99.*reads version 1"):
-        load_checkpoint(tmp_path / "old.pt")
-    (tmp_path / "junk.pt").write_text("not a checkpoint")
-    with pytest.raises(SupernetError, match="not a supernet checkpoint"):
-        load_checkpoint(tmp_path / "junk.pt")
+    tensors, meta = weights.load(trained, kind=CHECKPOINT_KIND)
+    weights.save(tmp_path / "v99.safetensors", tensors, {**meta, "format": 99})
+    with pytest.raises(SupernetError, match="format version 99.*reads version 2"):
+        load_checkpoint(tmp_path / "v99.safetensors")
+    (tmp_path / "junk.safetensors").write_text("not a checkpoint")
+    with pytest.raises(SupernetError, match="not a readable safetensors file"):
+        load_checkpoint(tmp_path / "junk.safetensors")
+    weights.save(tmp_path / "w.safetensors", tensors, {**meta, "kind": "archsearch-weights"})
+    with pytest.raises(SupernetError, match="holds 'archsearch-weights', not 'archsearch-sup"):
+        load_checkpoint(tmp_path / "w.safetensors")
     with pytest.raises(SupernetError, match="does not exist"):
-        load_checkpoint(tmp_path / "missing.pt")
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_checkpoints_are_safetensors_and_old_pickles_migrate_without_unpickling_code(
+    trained: Path, tmp_path: Path
+) -> None:
+    assert trained.read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
+    done = load_checkpoint(trained)
+    # A checkpoint as archsearch 0.1 wrote it: one torch.save pickle of the whole state.
+    old = tmp_path / "old.pt"
+    torch.save({**done.state, "format": 1}, old)
+    with pytest.raises(SupernetError, match="is a pickle file.*supernet migrate"):
+        load_checkpoint(old)
+    migrated = migrate_checkpoint(old, tmp_path / "new.safetensors")
+    a, b = done.supernet.state_dict(), migrated.supernet.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert migrated.epoch == done.epoch and migrated.curve == done.curve
+
+
+def test_hostile_pickles_never_run(trained: Path, tmp_path: Path) -> None:
+    bad, marker = hostile_pickle(tmp_path)
+    with pytest.raises(SupernetError, match="pickle file"):
+        load_checkpoint(bad)
+    with pytest.raises(SupernetError, match="cannot be read safely"):
+        migrate_checkpoint(bad, tmp_path / "out.safetensors")
+    assert not marker.exists()
+    assert not (tmp_path / "out.safetensors").exists()
 
 
 def test_bad_training_options_name_the_flag(easy: str) -> None:

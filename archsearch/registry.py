@@ -11,12 +11,17 @@ object that is registered under the entry point's name the first time the regist
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
+import math
+import types
+import typing
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
 from archsearch.errors import UnknownNameError, UserError
+from archsearch.limits import MAX_INT
 
 T = TypeVar("T")
 
@@ -129,3 +134,75 @@ def check_kwargs(what: str, factory: Callable[..., Any], kwargs: dict[str, Any])
             raise UserError(
                 f"{what} does not accept option {key!r}; accepted: {', '.join(sorted(accepted))}"
             )
+    try:
+        target = factory.__init__ if inspect.isclass(factory) else factory
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations: only the names are checked
+        return
+    for key, value in kwargs.items():
+        hint = hints.get(key)
+        if hint is None or _matches(value, hint):
+            continue
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise UserError(
+            f"{what}: option {key}={shown} must be {_describe(hint)}; e.g. {key}=... with a "
+            "value of that type"
+        )
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (plain data from YAML or JSON) fits the annotation ``hint``; numbers
+    must be finite and fit the databases' 32-bit integers. Unknown annotations match."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT
+    if hint is float:
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and abs(value) <= 1e300
+        )
+    if hint is str:
+        return isinstance(value, str)
+    if origin is typing.Literal:
+        return value in args
+    if origin in (list, tuple, collections.abc.Sequence, collections.abc.Iterable):
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(args) == len(value) and all(
+                _matches(v, a) for v, a in zip(value, args, strict=True)
+            )
+        return not args or all(_matches(v, args[0]) for v in value)
+    if origin in (dict, collections.abc.Mapping):
+        return isinstance(value, dict)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    """``int | None`` -> ``an integer (or null)``, for messages."""
+    names = {
+        bool: "true or false",
+        int: f"an integer (at most {MAX_INT:,} in size)",
+        float: "a finite number",
+        str: "a string",
+        type(None): "null",
+    }
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    if typing.get_origin(hint) in (list, tuple, collections.abc.Sequence):
+        return "a list"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))

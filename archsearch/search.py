@@ -14,6 +14,7 @@ run stopped, after Ctrl-C as after a crash or ``kill -9``.
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -166,6 +167,9 @@ class Outcome:
     best: dict[str, float] = field(default_factory=dict)
     dropped_init: list[str] = field(default_factory=list)
     """Digests of initial candidates that broke a constraint and were not evaluated."""
+    never_finite: list[str] = field(default_factory=list)
+    """Scores' metrics that were NaN (or infinite) in every trial this call evaluated: a
+    table that matches no candidate, a proxy that fails on the whole space."""
 
 
 @dataclass
@@ -293,6 +297,7 @@ def configure(
             )
             continue
         initial.append(arch)
+    notes += _table_notes(space, evaluators)
     options = {**(strategy_options or {}), "seed": seed, "init": [a.to_json() for a in initial]}
     return Search(
         space=space,
@@ -307,6 +312,31 @@ def configure(
         seed=seed,
         notes=notes,
     )
+
+
+def _table_notes(space: Space, evaluators: Sequence[Evaluator]) -> list[str]:
+    """A note for each table that has no row for any of 64 seeded members of ``space``: its
+    metrics will be NaN for the candidates it lacks (a table of another space, say)."""
+    tables = [e for e in evaluators if e.name == "table" and hasattr(e, "lookup")]
+    if not tables:
+        return []
+    rng = random.Random(0)
+    members = []
+    for _ in range(64):
+        try:
+            members.append(space.sample(rng))
+        except UserError:
+            break
+    notes = []
+    for t in tables:
+        if members and all(t.lookup(a) is None for a in members):
+            cfg = t.config()
+            notes.append(
+                f"--table {cfg['path']}: none of {len(members)} sampled members of space "
+                f"{space.name!r} has a row (key column {cfg['key']}); candidates it lacks score "
+                "NaN"
+            )
+    return notes
 
 
 def create_evaluators(
@@ -572,6 +602,8 @@ class RunInProgress:
     start: float = field(default_factory=time.monotonic)
     reason: str = "trials"
     beat: Heartbeat | None = None
+    finite: dict[str, int] = field(default_factory=dict)
+    """Per evaluator metric, how many new trials had a finite value."""
 
     def __post_init__(self) -> None:
         self.stored = len(self.prior)
@@ -647,6 +679,13 @@ class RunInProgress:
         for r in told:
             if r.state == "complete":
                 _best(self.best, dict(r.values), search.objectives)
+        for r in told:
+            if r.state != "complete" or r.arch.digest in self.prior:
+                continue
+            for ev in search.evaluators:
+                for m in ev.metrics:
+                    ok = math.isfinite(r.values.get(m.name, math.nan))
+                    self.finite[m.name] = self.finite.get(m.name, 0) + ok
         if self.on_progress is not None and new:
             elapsed = time.monotonic() - self.start
             self.on_progress(
@@ -684,6 +723,7 @@ class RunInProgress:
             self.reason,
             self.best,
             [a.digest for a in self.search.strategy.dropped_init],
+            [m for m, n in self.finite.items() if n == 0 and self.new > 0],
         )
 
 

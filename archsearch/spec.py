@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 
+from archsearch import limits
 from archsearch.blocks import BlockFamily, Role, Scalar, Shape, get_block
 from archsearch.errors import SpecError, UnknownNameError
 
@@ -81,11 +82,11 @@ class Block:
         if (
             not isinstance(self.out_channels, int)
             or isinstance(self.out_channels, bool)
-            or self.out_channels < 1
+            or not 1 <= self.out_channels <= limits.MAX_WIDTH
         ):
             raise SpecError(
-                f"block {self.type!r}: out_channels must be a positive integer, "
-                f"got {self.out_channels!r}"
+                f"block {self.type!r}: out_channels must be a positive integer, got "
+                f"{_shown(self.out_channels)} (at most {limits.MAX_WIDTH:,})"
             )
         try:
             resolved = family.resolve_params(
@@ -107,14 +108,14 @@ class Block:
         """Builds a block from ``{type, out_channels, params}``; errors name ``where``."""
         if not isinstance(data, Mapping):
             raise SpecError(
-                f"{where}: expected a mapping with type/out_channels/params, got {data!r}"
+                f"{where}: expected a mapping with type/out_channels/params, got {_shown(data)}"
             )
         _reject_unknown(data, {"type", "out_channels", "params"}, where)
         if "type" not in data or "out_channels" not in data:
             raise SpecError(f"{where}: needs 'type' and 'out_channels'")
         params = data.get("params") or {}
         if not isinstance(params, Mapping):
-            raise SpecError(f"{where}: params must be a mapping, got {params!r}")
+            raise SpecError(f"{where}: params must be a mapping, got {_shown(params)}")
         try:
             return cls(str(data["type"]), data["out_channels"], Params(params))
         except SpecError as e:
@@ -174,12 +175,30 @@ class Architecture:
 
     def _walk(self) -> tuple[Layer, ...]:
         shape = self.input_shape
-        if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
+        if len(shape) != 3 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape
+        ):
             raise SpecError(
-                f"input_shape must be three positive integers (C, H, W), got {shape!r}"
+                f"input_shape must be three positive integers (C, H, W), got {_shown(shape)}"
             )
-        if not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise SpecError(f"num_classes must be a positive integer, got {self.num_classes!r}")
+        if shape[0] * shape[1] * shape[2] > limits.MAX_INPUT_ELEMENTS:
+            raise SpecError(
+                f"input_shape {list(shape)} holds {shape[0] * shape[1] * shape[2]:,} values; at "
+                f"most {limits.MAX_INPUT_ELEMENTS:,} (C x H x W)"
+            )
+        if (
+            not isinstance(self.num_classes, int)
+            or isinstance(self.num_classes, bool)
+            or not 1 <= self.num_classes <= limits.MAX_CLASSES
+        ):
+            raise SpecError(
+                f"num_classes must be a positive integer, got {_shown(self.num_classes)} (at "
+                f"most {limits.MAX_CLASSES:,})"
+            )
+        if len(self.stages) > limits.MAX_STAGES:
+            raise SpecError(
+                f"an architecture has at most {limits.MAX_STAGES} stages, got {len(self.stages)}"
+            )
         if self.head.out_channels != self.num_classes:
             raise SpecError(
                 f"head: out_channels={self.head.out_channels} must equal "
@@ -191,6 +210,11 @@ class Architecture:
         for i, stage in enumerate(self.stages):
             if not stage.blocks:
                 raise SpecError(f"stages[{i}]: a stage needs at least one block")
+            if len(stage.blocks) > limits.MAX_DEPTH:
+                raise SpecError(
+                    f"stages[{i}]: a stage holds at most {limits.MAX_DEPTH:,} blocks, got "
+                    f"{len(stage.blocks)}"
+                )
             if stage.downsample is not None:
                 placed.append((f"stages[{i}].downsample", "downsample", stage.downsample))
             placed.extend(
@@ -286,32 +310,50 @@ class Architecture:
         num_classes = data.get("num_classes", DEFAULT_CLASSES)
         shape = data.get("input_shape", list(DEFAULT_INPUT))
         if not isinstance(shape, list | tuple):
-            raise SpecError(f"input_shape must be a list [C, H, W], got {shape!r}")
+            raise SpecError(f"input_shape must be a list [C, H, W], got {_shown(shape)}")
         stages_data = data["stages"]
         if not isinstance(stages_data, list):
-            raise SpecError(f"stages must be a list, got {stages_data!r}")
+            raise SpecError(f"stages must be a list, got {_shown(stages_data)}")
+        if len(stages_data) > limits.MAX_STAGES:
+            raise SpecError(
+                f"an architecture has at most {limits.MAX_STAGES} stages, got {len(stages_data)}"
+            )
         stages = []
         for i, sd in enumerate(stages_data):
             where = f"stages[{i}]"
             if not isinstance(sd, Mapping):
-                raise SpecError(f"{where}: expected a mapping with downsample/blocks, got {sd!r}")
+                raise SpecError(
+                    f"{where}: expected a mapping with downsample/blocks, got {_shown(sd)}"
+                )
             _reject_unknown(sd, {"downsample", "blocks"}, where)
             ds = sd.get("downsample")
             downsample = Block.from_dict(ds, where=f"{where}.downsample") if ds else None
             blocks_data = sd.get("blocks")
             if not isinstance(blocks_data, list):
-                raise SpecError(f"{where}.blocks: expected a list of blocks, got {blocks_data!r}")
+                raise SpecError(
+                    f"{where}.blocks: expected a list of blocks, got {_shown(blocks_data)}"
+                )
             blocks: list[Block] = []
             for j, bd in enumerate(blocks_data):
                 bwhere = f"{where}.blocks[{j}]"
                 repeat = 1
                 if isinstance(bd, Mapping) and "repeat" in bd:
                     repeat = bd["repeat"]
-                    if not isinstance(repeat, int) or repeat < 1:
+                    if (
+                        not isinstance(repeat, int)
+                        or isinstance(repeat, bool)
+                        or not 1 <= repeat <= limits.MAX_DEPTH
+                    ):
                         raise SpecError(
-                            f"{bwhere}: repeat must be a positive integer, got {repeat!r}"
+                            f"{bwhere}: repeat must be a positive integer, got {_shown(repeat)} "
+                            f"(at most {limits.MAX_DEPTH:,})"
                         )
                     bd = {k: v for k, v in bd.items() if k != "repeat"}
+                if len(blocks) + repeat > limits.MAX_DEPTH:
+                    raise SpecError(
+                        f"{where}: a stage holds at most {limits.MAX_DEPTH:,} blocks; this one "
+                        "has more (count its blocks and repeats)"
+                    )
                 blocks.extend([Block.from_dict(bd, where=bwhere)] * repeat)
             stages.append(Stage(tuple(blocks), downsample))
         head = data["head"]
@@ -333,30 +375,28 @@ class Architecture:
             raise SpecError(
                 f"architecture JSON is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
             ) from None
+        except RecursionError:
+            raise SpecError("architecture JSON nests too deeply") from None
         return cls.from_dict(data)
 
     @classmethod
     def from_yaml(cls, text: str) -> Architecture:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise SpecError(f"architecture YAML is not valid YAML{where}: {e}") from None
+        from archsearch.files import parse_yaml
+
+        data, _ = parse_yaml(text, "architecture YAML", error=SpecError)
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> Architecture:
         """Reads a spec from a .json, .yaml or .yml file."""
+        from archsearch.files import read_text, short
+
         p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as e:
-            raise SpecError(f"cannot read architecture file {str(p)!r}: {e.strerror}") from None
+        text = read_text(p, what="architecture file", error=SpecError)
         try:
             return cls.from_json(text) if p.suffix == ".json" else cls.from_yaml(text)
         except SpecError as e:
-            raise SpecError(f"{p}: {e}") from None
+            raise SpecError(f"{short(str(p))}: {e}") from None
 
     def with_input(
         self, input_shape: Shape | None = None, num_classes: int | None = None
@@ -380,6 +420,12 @@ class Architecture:
         from archsearch.build import build
 
         return build(self)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:

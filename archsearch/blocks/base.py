@@ -19,10 +19,13 @@ the seed papers report (ConvNeXt-T = 4.5 GFLOPs).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+
+from archsearch.limits import MAX_INT_PARAM
 
 if TYPE_CHECKING:
     from torch import nn
@@ -180,6 +183,13 @@ class Param:
         if not ok:
             raise ValueError(
                 f"{where}: parameter {self.name!r} must be {kind.__name__}, got {value!r}"
+            )
+        if kind is float and not math.isfinite(value):
+            raise ValueError(f"{where}: parameter {self.name!r} must be finite, got {value!r}")
+        if kind is int and self.max is None and abs(value) > MAX_INT_PARAM:
+            raise ValueError(
+                f"{where}: parameter {self.name!r}={value!r} is out of range; at most "
+                f"{MAX_INT_PARAM:,}"
             )
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(map(str, self.choices))

@@ -6,19 +6,28 @@ and exit with code 2; Ctrl-C during ``run`` keeps finished trials and exits with
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import Annotated
+
 import typer
 
 from archsearch.cli import bench, db, evaluate, latency, spaces, supernet, zoo
-from archsearch.cli.common import handle_errors
+from archsearch.cli.common import (
+    DEBUG_VAR,
+    error_line,
+    handle_errors,
+    install_signal_handlers,
+    interrupt_code,
+)
 from archsearch.cli.results import count, pareto, runs, show
 from archsearch.cli.run import run
 from archsearch.cli.sweep import sweep
 
 app = typer.Typer(
     name="archsearch",
-    help="Neural architecture search over hybrid conv/attention backbones. "
-    "FLOP convention: 1 FLOP = 1 multiply-accumulate (ConvNeXt-T = 4.5 GFLOPs).",
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -40,6 +49,44 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(supernet.app, name="supernet")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from archsearch import __version__
+
+        typer.echo(f"archsearch {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print archsearch's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Neural architecture search over hybrid conv/attention backbones.
+
+    FLOP convention: 1 FLOP = 1 multiply-accumulate (ConvNeXt-T = 4.5 GFLOPs).
+    """
+
+
 def main() -> None:
-    """Entry point of the ``archsearch`` console script."""
-    app()
+    """Entry point of the ``archsearch`` console script: SIGTERM behaves like Ctrl-C, and no
+    error ends in a traceback (:func:`archsearch.cli.common.error_line`)."""
+    install_signal_handlers()
+    try:
+        app()
+    except KeyboardInterrupt as e:  # outside a command that handles it
+        typer.echo("interrupted", err=True)
+        sys.exit(interrupt_code(e))
+    except Exception as e:
+        if os.environ.get(DEBUG_VAR):
+            raise
+        line, code = error_line(e)
+        typer.echo(line, err=True)
+        sys.exit(code)

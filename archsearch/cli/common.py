@@ -7,7 +7,10 @@ import functools
 import io
 import json
 import math
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -53,16 +56,73 @@ FormatOption = Annotated[
 ]
 
 
+DEBUG_VAR = "ARCHSEARCH_DEBUG"
+"""Set to 1 to see the traceback of an unexpected error instead of its one-line summary."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``docker stop``, ``kill``): handled like Ctrl-C, exit code 143."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM raises :class:`Terminated` in the main thread, so that a run stops as on
+    Ctrl-C: finished trials stored, the run marked ``interrupted`` and resumable."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def interrupt_code(e: BaseException) -> int:
+    """The exit code of an interruption: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 143 if isinstance(e, Terminated) else 130
+
+
+def error_line(e: BaseException) -> tuple[str, int]:
+    """The one line (and exit code) that stands for an exception: user errors and refusals
+    of the operating system (a file that cannot be written) exit 2; anything else is a bug in
+    archsearch, summarised with how to see its traceback, and exits 1."""
+    if isinstance(e, UserError):
+        return f"error: {_one_line(str(e))}", 2
+    if isinstance(e, OSError):
+        where = f" {e.filename!r}" if e.filename else ""
+        return f"error: cannot use{where}: {e.strerror or _one_line(str(e))}", 2
+    if isinstance(e, MemoryError):
+        return (
+            "error: out of memory; lower the sizes involved (batch, input, widths) or free memory",
+            2,
+        )
+    return (
+        f"error: internal error ({type(e).__name__}: {_one_line(str(e))[:300]}); this is a bug "
+        f"in archsearch: please report it with the command (set {DEBUG_VAR}=1 for the "
+        "traceback)",
+        1,
+    )
+
+
+def _one_line(text: str) -> str:
+    lines = [x.strip() for x in text.strip().splitlines() if x.strip()]
+    return " ".join(lines) if len(lines) <= 3 else lines[0]
+
+
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turns user errors into one line on stderr and exit code 2, never a traceback."""
+    """Turns errors into one line on stderr, never a traceback: user errors exit with code 2
+    (:func:`error_line`); ``$ARCHSEARCH_DEBUG=1`` re-raises unexpected ones."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except UserError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if not isinstance(e, UserError | OSError | MemoryError) and os.environ.get(DEBUG_VAR):
+                raise
+            line, code = error_line(e)
+            typer.echo(line, err=True)
+            raise typer.Exit(code) from None
 
     return wrapper
 

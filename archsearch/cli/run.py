@@ -288,6 +288,7 @@ def run(
     outcome = _run_with_progress(store, search, run_id, ray=ray, db=db, takeover=takeover)
     for digest in outcome.dropped_init:
         err_console.print(f"note: initial candidate {digest[:12]} broke a constraint; skipped")
+    _warn_never_finite(search, outcome)
     _report(store, search, outcome, top, fmt)
     solution = getattr(search.strategy, "solution", None)
     if solution is not None and fmt is Format.table:
@@ -384,6 +385,8 @@ def build_search(
 
 def _check_supernet_space(search: Search, space: Any) -> None:
     """A supernet score serves only the space its checkpoint was trained for."""
+    if all(ev.name != "supernet" for ev in search.evaluators):
+        return  # without importing torch
     from archsearch.evaluators.supernet import SupernetScore
     from archsearch.supernet.training import check_space
 
@@ -682,6 +685,24 @@ def _run_on_ray(
 def _stop(bar: Progress) -> None:
     if bar.live.is_started:  # stopping a bar never shown would print an empty line
         bar.stop()
+
+
+def _warn_never_finite(search: Search, outcome: Outcome) -> None:
+    """Warns about scores that were NaN for every trial (a table matching no candidate)."""
+    for name in outcome.never_finite:
+        ev = next(e for e in search.evaluators if any(m.name == name for m in e.metrics))
+        if ev.name == "table":
+            cfg = ev.config()
+            why = (
+                f"--table {cfg['path']} has no row for any of them (key column {cfg['key']}); "
+                "is it a table of this space's members?"
+            )
+        else:
+            why = f"the {ev.name} score could not compute it for any of them"
+        err_console.print(
+            f"warning: {name} is NaN for all {outcome.new_trials} new trials: {why}",
+            soft_wrap=True,
+        )
 
 
 def _report(store: Store, search: Search, outcome: Outcome, top: int, fmt: Format) -> None:

@@ -54,7 +54,26 @@ def sweep(
         raise UserError(f"--max-concurrent: {max_concurrent} must be at least 1")
     if retries < 0:
         raise UserError(f"--retries: {retries} must be 0 or more")
-    spec = load_sweep(file)
+    checking = Progress(
+        TextColumn("[bold]checking the sweep's runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    check_task = checking.add_task("check", total=None)
+
+    def on_point(done: int, total: int) -> None:
+        if done == 1 and total > 20:  # shown only where checking takes a while
+            checking.start()
+        checking.update(check_task, completed=done, total=total)
+
+    try:
+        spec = load_sweep(file, on_point=on_point)
+    finally:
+        if checking.live.is_started:
+            checking.stop()
     cluster = connect(address)
     url = worker_url(db, cluster)
     store = Store(url)

@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archsearch.db import RunConfig, Store
 from archsearch.errors import UserError, first_line
+from archsearch.files import is_file, read_text, short
+from archsearch.limits import MAX_NAME, MAX_SWEEP_POINTS
 from archsearch.spaces.schema import data_path, format_path, load_yaml
 
 LIST_KEYS = (
@@ -81,7 +84,7 @@ class RunSettings(BaseModel):
 class SweepFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
     base: RunSettings = RunSettings()
     grid: dict[str, list[Any]] = {}
     runs: list[RunSettings] = []
@@ -109,8 +112,9 @@ class Sweep:
     points: list[Point]
 
 
-def load_sweep(path: str | Path) -> Sweep:
-    """Reads and validates a sweep file, and checks every point's settings.
+def load_sweep(path: str | Path, *, on_point: Callable[[int, int], None] | None = None) -> Sweep:
+    """Reads and validates a sweep file, and checks every point's settings (at most
+    :data:`~archsearch.limits.MAX_SWEEP_POINTS`; ``on_point(checked, total)`` after each).
 
     Raises:
         UserError: the file is missing, not YAML, breaks the schema, or a point's settings are
@@ -119,10 +123,12 @@ def load_sweep(path: str | Path) -> Sweep:
     from archsearch.cli.run import build_search
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sweep file {str(path)!r} does not exist; give the path of a .yaml file")
-    source = str(path)
-    data, smap = load_yaml(path.read_text(), source, error=UserError)
+    if not is_file(path):
+        raise UserError(
+            f"sweep file {short(str(path))!r} does not exist; give the path of a .yaml file"
+        )
+    source = short(str(path))
+    data, smap = load_yaml(read_text(path, what="sweep file"), source, error=UserError)
     if not isinstance(data, dict):
         raise UserError(f"{source}: a sweep file is a mapping with base, grid and/or runs")
     try:
@@ -149,6 +155,14 @@ def load_sweep(path: str | Path) -> Sweep:
         (None, RunSettings())
     ]
     names = list(sweep.grid)
+    total = len(entries) * math.prod(len(v) for v in sweep.grid.values())
+    if total > MAX_SWEEP_POINTS:
+        sizes = " x ".join(f"{len(sweep.grid[k])} {k}" for k in names)
+        raise UserError(
+            f"{source}: the sweep defines {total:,} runs ({len(entries)} run entr"
+            f"{'y' if len(entries) == 1 else 'ies'} x {sizes or 'no grid'}); at most "
+            f"{MAX_SWEEP_POINTS:,}: split it into several sweep files"
+        )
     points: list[Point] = []
     for i, entry in entries:
         for combo in itertools.product(*(sweep.grid[k] for k in names)):
@@ -172,6 +186,8 @@ def load_sweep(path: str | Path) -> Sweep:
             except UserError as e:
                 raise UserError(f"{where}: {label.strip() or 'base'}: {e}") from None
             points.append(Point(settings, where, config))
+            if on_point is not None:
+                on_point(len(points), total)
     keys = [json.dumps(p.key, sort_keys=True) for p in points]
     if len(set(keys)) < len(keys):
         raise UserError(f"{source}: two points of the sweep have the same settings; vary them")

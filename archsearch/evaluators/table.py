@@ -30,6 +30,8 @@ from typing import ClassVar
 
 from archsearch.errors import NotInSpaceError, UserError
 from archsearch.evaluators.base import COST_METRICS, Direction, Evaluator, Metric
+from archsearch.files import MAX_TABLE_BYTES, decode, read_bytes, short
+from archsearch.limits import MAX_METRIC_NAME
 from archsearch.spaces.nb201 import arch_str
 from archsearch.spec import Architecture
 
@@ -66,8 +68,8 @@ class TableData:
 
 @cache
 def _read(path: str, mtime_ns: int, size: int, key: str | None) -> TableData:
-    raw = Path(path).read_bytes()
-    text = raw.decode("utf-8-sig", errors="replace")
+    raw = read_bytes(path, what="--table", max_bytes=MAX_TABLE_BYTES)
+    text = decode(raw, what=f"--table {path}")
     reader = csv.reader(text.splitlines())
     try:
         header = [h.strip() for h in next(reader)]
@@ -87,7 +89,10 @@ def _read(path: str, mtime_ns: int, size: int, key: str | None) -> TableData:
             f"--table {path}: key column {key!r} is not in the header ({', '.join(header)})"
         )
     k = header.index(key)
-    body = [r for r in reader if any(c.strip() for c in r)]
+    try:
+        body = [r for r in reader if any(c.strip() for c in r)]
+    except csv.Error as e:  # a field over the csv module's size limit, say
+        raise UserError(f"--table {path}:{reader.line_num}: {e}") from None
     numeric: list[int] = []
     for j in range(len(header)):
         if j == k:
@@ -95,6 +100,12 @@ def _read(path: str, mtime_ns: int, size: int, key: str | None) -> TableData:
         values = [r[j].strip() if j < len(r) else "" for r in body]
         if body and all(_is_number(v) for v in values if v) and any(values):
             numeric.append(j)
+    for j in numeric:
+        if not header[j] or len(header[j]) > MAX_METRIC_NAME:
+            raise UserError(
+                f"--table {path}: column {short(header[j], 40)!r} ({len(header[j])} characters) "
+                f"cannot be a metric: name it with 1 to {MAX_METRIC_NAME} characters"
+            )
     rows: dict[str, tuple[float, ...]] = {}
     for n, r in enumerate(body, start=2):
         if len(r) != len(header):
@@ -133,11 +144,12 @@ def load_table(path: str | Path, key: str | None = None) -> TableData:
     Raises:
         UserError: the file is missing, has no key column, a ragged row or a duplicate key.
     """
-    p = Path(path).expanduser().resolve()
     try:
+        p = Path(path).expanduser().resolve()
         st = p.stat()
-    except OSError as e:
-        raise UserError(f"--table {path}: cannot read the file: {e.strerror}") from None
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) else str(e)
+        raise UserError(f"--table {short(str(path))}: cannot read the file: {reason}") from None
     if not p.is_file():
         raise UserError(f"--table {path}: not a file; give the path of a CSV table")
     return _read(str(p), st.st_mtime_ns, st.st_size, key)

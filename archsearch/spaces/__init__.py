@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import SpaceError, UnknownNameError
+from archsearch.files import exists, short
 from archsearch.registry import Registry
 from archsearch.spaces.constraints import CONSTRAINTS, Constraint, Draft
 from archsearch.spaces.space import Choice, Membership, Space, SpaceSize
@@ -51,14 +52,14 @@ def load_space(name_or_path: str | Path) -> Space:
     if text in SPACES:
         return SPACES.get(text)()
     path = Path(text)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.exists():
+    if path.suffix in (".yaml", ".yml") or exists(path):
+        if not exists(path):
             raise SpaceError(
-                f"--space: file {text!r} does not exist; give a built-in space "
+                f"--space: file {short(text)!r} does not exist; give a built-in space "
                 f"({', '.join(list_spaces())}) or the path of a YAML file"
             )
         return Space.load(path)
-    raise UnknownNameError("space", text, list_spaces())
+    raise UnknownNameError("space", short(text), list_spaces())
 
 
 __all__ = [

@@ -43,7 +43,7 @@ Parameters not listed take the family's default.
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -55,11 +55,13 @@ from pydantic import (
     model_validator,
 )
 
+from archsearch import limits
 from archsearch.errors import SpaceError, UserError
+from archsearch.files import parse_yaml
 
 Scalar = bool | int | float | str
-MAX_RANGE = 10_000
-"""The most values an integer range ``{min, max, step}`` may hold."""
+MAX_RANGE = limits.MAX_CHOICES
+"""The most values an integer range ``{min, max, step}`` (or a list of choices) may hold."""
 
 
 class _Strict(BaseModel):
@@ -69,9 +71,9 @@ class _Strict(BaseModel):
 class IntRange(_Strict):
     """An integer range ``{min: 8, max: 2048, step: 8}``: every value from min to max by step."""
 
-    min: int = Field(ge=0)
-    max: int = Field(ge=0)
-    step: int = Field(default=1, ge=1)
+    min: int = Field(ge=0, le=limits.MAX_INT_PARAM)
+    max: int = Field(ge=0, le=limits.MAX_INT_PARAM)
+    step: int = Field(default=1, ge=1, le=limits.MAX_INT_PARAM)
 
     def values(self) -> list[int]:
         return list(range(self.min, self.max + 1, self.step))
@@ -85,34 +87,46 @@ class IntRange(_Strict):
         return self
 
 
-ParamChoices = dict[str, Scalar | list[Scalar] | IntRange]
+Choices = Annotated[list[Scalar], Field(max_length=MAX_RANGE)]
+ParamChoices = dict[str, Scalar | Choices | IntRange]
+Widths = Annotated[list[int], Field(max_length=MAX_RANGE)]
 
 
 def widths_of(v: list[int] | IntRange) -> list[int]:
     return v.values() if isinstance(v, IntRange) else list(v)
 
 
+def _check_widths(v: list[int] | IntRange) -> None:
+    low, high = (
+        (v.min, v.max) if isinstance(v, IntRange) else (min(v, default=0), max(v, default=0))
+    )
+    if (isinstance(v, list) and not v) or low < 1 or (isinstance(v, IntRange) and low > high):
+        raise ValueError("width must list positive integers (or give a range of them)")
+    if high > limits.MAX_WIDTH:
+        raise ValueError(f"widths are at most {limits.MAX_WIDTH:,} channels")
+
+
 class LayerOptionsModel(_Strict):
     types: dict[str, ParamChoices] = Field(min_length=1)
-    width: list[int] | IntRange | None = None
+    width: Widths | IntRange | None = None
 
     @field_validator("width")
     @classmethod
     def _positive(cls, v: list[int] | IntRange | None) -> list[int] | IntRange | None:
-        if v is not None and (not widths_of(v) or any(x < 1 for x in widths_of(v))):
-            raise ValueError("width must be a non-empty list (or range) of positive integers")
+        if v is not None:
+            _check_widths(v)
         return v
 
 
 class DepthRange(_Strict):
-    min: int = Field(ge=1)
-    max: int = Field(ge=1)
+    min: int = Field(ge=1, le=limits.MAX_DEPTH)
+    max: int = Field(ge=1, le=limits.MAX_DEPTH)
 
 
 class StageModel(_Strict):
-    name: str | None = None
-    depth: list[int] | DepthRange
-    width: list[int] | IntRange
+    name: str | None = Field(default=None, max_length=limits.MAX_NAME)
+    depth: Annotated[list[int], Field(max_length=limits.MAX_DEPTH)] | DepthRange
+    width: Widths | IntRange
     downsample: LayerOptionsModel | None = None
     shared: bool | str = False
     first: dict[str, Scalar] = {}
@@ -121,16 +135,20 @@ class StageModel(_Strict):
     @field_validator("depth")
     @classmethod
     def _depths(cls, v: list[int] | DepthRange) -> list[int] | DepthRange:
-        values = list(range(v.min, v.max + 1)) if isinstance(v, DepthRange) else v
-        if not values or any(d < 1 for d in values):
+        if isinstance(v, DepthRange):
+            if v.max < v.min:
+                raise ValueError(f"depth min {v.min} is above max {v.max}")
+            return v
+        if not v or any(d < 1 for d in v):
             raise ValueError("depth must list positive integers (or give min <= max)")
+        if max(v) > limits.MAX_DEPTH:
+            raise ValueError(f"a stage holds at most {limits.MAX_DEPTH:,} blocks")
         return v
 
     @field_validator("width")
     @classmethod
     def _widths(cls, v: list[int] | IntRange) -> list[int] | IntRange:
-        if not widths_of(v) or any(x < 1 for x in widths_of(v)):
-            raise ValueError("width must list positive integers (or give a range of them)")
+        _check_widths(v)
         return v
 
     def depth_choices(self) -> list[int]:
@@ -140,14 +158,26 @@ class StageModel(_Strict):
 
 
 class SpaceModel(_Strict):
-    name: str
+    name: str = Field(min_length=1, max_length=limits.MAX_NAME)
     description: str = ""
     input_shape: list[int] = Field(default=[3, 224, 224], min_length=3, max_length=3)
-    num_classes: int = Field(default=1000, ge=1)
+    num_classes: int = Field(default=1000, ge=1, le=limits.MAX_CLASSES)
     stem: LayerOptionsModel
-    stages: list[StageModel] = Field(min_length=1)
+    stages: list[StageModel] = Field(min_length=1, max_length=limits.MAX_STAGES)
     head: LayerOptionsModel
-    constraints: list[str | dict[str, Any]] = []
+    constraints: list[str | dict[str, Any]] = Field(default=[], max_length=1000)
+
+    @field_validator("input_shape")
+    @classmethod
+    def _input(cls, v: list[int]) -> list[int]:
+        if any(x < 1 for x in v):
+            raise ValueError("input_shape must be three positive integers [C, H, W]")
+        if v[0] * v[1] * v[2] > limits.MAX_INPUT_ELEMENTS:
+            raise ValueError(
+                f"input_shape holds {v[0] * v[1] * v[2]:,} values; at most "
+                f"{limits.MAX_INPUT_ELEMENTS:,} (C x H x W)"
+            )
+        return v
 
 
 _KEYS = sorted(
@@ -244,19 +274,13 @@ def _same_form(data: Any, loc: tuple[Any, ...]) -> bool:
 def load_yaml(
     text: str, source: str, *, error: type[UserError] = SpaceError
 ) -> tuple[Any, SourceMap]:
-    """The document in ``text`` and a map of where its values came from.
+    """The document in ``text`` and a map of where its values came from
+    (:func:`archsearch.files.parse_yaml`: safe, keys unique, size bounded).
 
     Raises:
-        error: a YAML syntax error, as ``source:line: YAML syntax error: ...``.
+        error: a YAML error, as ``source:line: ...``.
     """
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise error(f"{source}{line}: YAML syntax error: {problem}") from None
+    data, root = parse_yaml(text, source, error=error)
     return data, SourceMap(source, root)
 
 

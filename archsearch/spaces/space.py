@@ -35,6 +35,8 @@ from typing import Any
 
 from archsearch.blocks import Role, Shape, get_block
 from archsearch.errors import NotInSpaceError, SpaceError, SpecError, UnknownNameError, UserError
+from archsearch.files import read_text
+from archsearch.limits import MAX_BLOCK_OPTIONS, MAX_INT_PARAM
 from archsearch.registry import check_kwargs
 from archsearch.spaces.constraints import CONSTRAINTS, Constraint, Draft
 from archsearch.spaces.schema import (
@@ -135,16 +137,19 @@ def _resolve(
     family = get_block(block_type)
     params: dict[str, Any] = {}
     later = []
-    for n, v in chosen.items():
-        alias = family.alias(n)
-        if alias is None:
-            params[n] = v
-        elif alias.of is None:
-            params[alias.target] = alias.resolve(c_in, out, v)
-        else:
-            later.append((alias, v))
-    for alias, v in later:  # ratios of another parameter, once that one is resolved
-        params[alias.target] = alias.resolve(int(params[str(alias.of)]), out, v)
+    try:
+        for n, v in chosen.items():
+            alias = family.alias(n)
+            if alias is None:
+                params[n] = v
+            elif alias.of is None:
+                params[alias.target] = alias.resolve(c_in, out, v)
+            else:
+                later.append((alias, v))
+        for alias, v in later:  # ratios of another parameter, once that one is resolved
+            params[alias.target] = alias.resolve(int(params[str(alias.of)]), out, v)
+    except (ArithmeticError, ValueError) as e:  # a ratio of 0 (head_dim: 0), say
+        raise SpecError(f"{block_type}: cannot resolve {dict(chosen)}: {e}") from None
     return tuple(sorted(params.items()))
 
 
@@ -224,12 +229,8 @@ class Space:
 
     @classmethod
     def load(cls, path: str | Path) -> Space:
-        p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as e:
-            raise SpaceError(f"cannot read space file {str(p)!r}: {e.strerror}") from None
-        return cls.from_yaml(text, source=str(p))
+        text = read_text(path, what="space file", error=SpaceError)
+        return cls.from_yaml(text, source=str(path))
 
     def __repr__(self) -> str:
         return f"Space({self.name!r}, stages={len(self.stages)}, labels={len(self._labels)})"
@@ -784,9 +785,14 @@ def _from_model(model: SpaceModel, smap: SourceMap, text: str) -> Space:
                             "choices too"
                         )
                     for v in values:
-                        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+                        if (
+                            isinstance(v, bool)
+                            or not isinstance(v, int | float)
+                            or not 0 <= v <= MAX_INT_PARAM  # NaN fails too
+                        ):
                             raise SpaceError(
-                                f"{pwhere}: {t}.{n} must be non-negative numbers, got {v!r}"
+                                f"{pwhere}: {t}.{n} must be non-negative numbers up to "
+                                f"{MAX_INT_PARAM:,}, got {v!r}"
                             )
                 else:
                     try:
@@ -804,6 +810,12 @@ def _from_model(model: SpaceModel, smap: SourceMap, text: str) -> Space:
                 if len(set(values)) != len(values):
                     raise SpaceError(f"{pwhere}: {t}.{n} lists a value twice: {list(values)}")
                 resolved[n] = values
+            options = math.prod(len(v) for v in resolved.values())
+            if options > MAX_BLOCK_OPTIONS:
+                raise SpaceError(
+                    f"{where}: {t} offers {options:,} parameter combinations (the product of its "
+                    f"choices); at most {MAX_BLOCK_OPTIONS:,}: give fewer choices"
+                )
             types[t] = resolved
         widths = tuple(widths_of(opts.width)) if opts.width is not None else None
         return LayerOptions(role, types, widths)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archsearch.errors import UserError
+from archsearch.limits import MAX_EXPR_CHARS, MAX_EXPR_TERMS
 
 _SUFFIX = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*([kKMGT])\b")
 _SCALE = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
@@ -95,24 +96,62 @@ def parse_expr(text: str, *, what: str = "--where") -> Expr:
     Raises:
         UserError: a syntax error or a construct outside comparisons of metrics and numbers.
     """
+    if len(text) > MAX_EXPR_CHARS:
+        raise UserError(
+            f"{what}: the expression has {len(text):,} characters; at most {MAX_EXPR_CHARS:,}"
+        )
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    # float() reads any exponent (1e999 is inf) without computing a huge integer first
     source = _SUFFIX.sub(
-        lambda m: repr(float(m[1]) * 10 ** int(m[2] or 0) * _SCALE[m[3]]), text.strip()
+        lambda m: _literal(float(f"{m[1]}e{m[2] or 0}") * _SCALE[m[3]]), text.strip()
     )
     source = re.sub(r"(?<![<>=!])=(?!=)", "==", source)
     # Metric names may name a device ("latency@cpu"); Python would read "@" as an operator.
     source = _AT_NAME.sub(lambda m: f"{m[1]}{_AT}{m[2]}", source)
     try:
         tree = ast.parse(source, mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError):  # ValueError: a NUL character
         raise UserError(
-            f"{what}: cannot parse {text!r}; write comparisons joined by and/or, e.g. "
+            f"{what}: cannot parse {shown!r}; write comparisons joined by and/or, e.g. "
             '"macs <= 600M and rho < 0.5"'
         ) from None
-    _validate(tree, text, what)
+    except (RecursionError, MemoryError):
+        raise UserError(f"{what}: {shown!r} nests too deeply") from None
+    _validate(tree, shown, what)
+    terms = sum(len(n.ops) for n in ast.walk(tree) if isinstance(n, ast.Compare))
+    if terms > MAX_EXPR_TERMS or _depth(tree) > _MAX_DEPTH:
+        raise UserError(
+            f"{what}: {shown!r} has {terms} comparisons nested {_depth(tree)} deep; at most "
+            f"{MAX_EXPR_TERMS} comparisons nested {_MAX_DEPTH} deep"
+        )
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             node.id = node.id.replace(_AT, "@")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, int):
+            # numbers compare as floats: an integer beyond 64 bits cannot be bound to SQL
+            node.value = float(node.value)
     return Expr(text, tree)
+
+
+_MAX_DEPTH = 32
+"""Nesting of and/or/not and parentheses (SQLite refuses expressions nested 1000 deep)."""
+
+
+def _literal(value: float) -> str:
+    """A float as Python source (``inf`` is not a literal: ``1e999`` is)."""
+    return "1e999" if value == math.inf else repr(value)
+
+
+def _depth(node: ast.AST) -> int:
+    """Nesting depth of boolean operators and negations (iterative: any depth is measured)."""
+    deepest = 0
+    stack = [(node, 0)]
+    while stack:
+        current, depth = stack.pop()
+        depth += isinstance(current, ast.BoolOp | ast.UnaryOp)
+        deepest = max(deepest, depth)
+        stack.extend((c, depth) for c in ast.iter_child_nodes(current))
+    return deepest
 
 
 def _number(node: ast.expr) -> float | None:

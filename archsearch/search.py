@@ -34,7 +34,7 @@ from archsearch.db import (
 )
 from archsearch.db.heartbeat import STALE_AFTER, Heartbeat
 from archsearch.db.models import utcnow
-from archsearch.errors import BudgetError, UserError
+from archsearch.errors import BudgetError, UserError, check_ranges
 from archsearch.evaluators import (
     COST_METRICS,
     EVALUATORS,
@@ -45,6 +45,7 @@ from archsearch.evaluators import (
     primary_metric,
 )
 from archsearch.expr import Expr, parse_expr
+from archsearch.limits import MAX_BATCH, MAX_INT, MAX_SECONDS
 from archsearch.solvers import (
     Objective,
     Problem,
@@ -275,12 +276,7 @@ def configure(
                     "filter before evaluation, so use cost metrics or cheap scores (or filter "
                     "the results with `archsearch pareto --where`)"
                 )
-    if n_trials is not None and n_trials < 1:
-        raise UserError(f"--trials: {n_trials} must be at least 1")
-    if time_limit is not None and time_limit <= 0:
-        raise UserError(f"--time-limit: {time_limit} must be a positive number of seconds")
-    if batch_size < 1:
-        raise UserError(f"--batch-size: {batch_size} must be at least 1")
+    check_run_numbers(n_trials=n_trials, time_limit=time_limit, batch_size=batch_size, seed=seed)
     budget = budget or Budget()
     initial: list[Architecture] = []
     notes: list[str] = []
@@ -312,6 +308,48 @@ def configure(
         seed=seed,
         notes=notes,
     )
+
+
+def check_run_numbers(
+    *,
+    n_trials: int | None = None,
+    time_limit: float | None = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
+) -> None:
+    """Refuses a run's counts outside what the loop and the databases hold (NaN included).
+
+    Raises:
+        UserError: ``"--trials: 0 is out of range; it must be ..."``.
+    """
+    checks: list[tuple[str, object, bool, str]] = []
+    if n_trials is not None:
+        checks.append(
+            ("--trials", n_trials, 1 <= n_trials <= MAX_INT, f"a whole number from 1 to {MAX_INT}")
+        )
+    if time_limit is not None:
+        checks.append(
+            (
+                "--time-limit",
+                time_limit,
+                0 < time_limit <= MAX_SECONDS,  # False for NaN
+                f"a positive number of seconds up to {MAX_SECONDS:.0e}",
+            )
+        )
+    if batch_size is not None:
+        checks.append(
+            (
+                "--batch-size",
+                batch_size,
+                1 <= batch_size <= MAX_BATCH,
+                f"a whole number from 1 to {MAX_BATCH:,}",
+            )
+        )
+    if seed is not None:
+        checks.append(
+            ("--seed", seed, 0 <= seed <= MAX_INT, f"a whole number from 0 to {MAX_INT}")
+        )
+    check_ranges(checks)
 
 
 def _table_notes(space: Space, evaluators: Sequence[Evaluator]) -> list[str]:

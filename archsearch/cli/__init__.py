@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
+from typer import _click as click  # typer's own click, whose exceptions it raises
+from typer.core import TyperGroup
 
 from archsearch.cli import bench, db, evaluate, latency, spaces, supernet, zoo
 from archsearch.cli.common import (
@@ -24,8 +27,50 @@ from archsearch.cli.results import count, pareto, runs, show
 from archsearch.cli.run import run
 from archsearch.cli.sweep import sweep
 
+
+class _Group(TyperGroup):
+    """The root command: a usage error (a missing option, a value of the wrong type) is one
+    line on stderr with exit code 2, like every other user error."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        except click.ClickException as e:
+            if not standalone_mode:
+                raise
+            if type(e).__name__ == "NoArgsIsHelpError":  # `archsearch` alone: the help
+                typer.echo(e.format_message(), err=True)
+                sys.exit(e.exit_code)
+            where = getattr(e, "ctx", None)
+            hint = f" (see `{where.command_path} --help`)" if where is not None else ""
+            typer.echo(f"error: {e.format_message()}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
 app = typer.Typer(
     name="archsearch",
+    cls=_Group,
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,

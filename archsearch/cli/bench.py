@@ -11,6 +11,7 @@ from archsearch.cli.common import Format, FormatOption, console, emit, err_conso
 from archsearch.cost import BUDGET_EXAMPLES, Budget
 from archsearch.cost.latency import parse_latency
 from archsearch.errors import UserError
+from archsearch.limits import MAX_BATCH, MAX_INT
 
 app = typer.Typer(
     help="Measure search strategies against ground truth (tabular benchmarks).",
@@ -45,9 +46,16 @@ def search(
         str, typer.Option(help="Strategies, comma-separated.")
     ] = "random,evolution,optuna:tpe,optuna:nsga2",
     trials: Annotated[str, typer.Option(help="Trial budgets, comma-separated.")] = "100,300",
-    seeds: Annotated[int, typer.Option(help="Runs per strategy and budget.")] = 20,
+    seeds: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Runs per strategy and budget.")
+    ] = 20,
     first_seed: Annotated[
-        int, typer.Option(help="Seeds run from this one: first_seed .. first_seed + seeds - 1.")
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_INT - 10_000,
+            help="Seeds run from this one: first_seed .. first_seed + seeds - 1.",
+        ),
     ] = 0,
     objectives: Annotated[
         str | None,
@@ -69,7 +77,9 @@ def search(
     budget: Annotated[
         list[str] | None, typer.Option(help=f"MACs/params bounds: {BUDGET_EXAMPLES}.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Candidates per ask/tell round.")] = 10,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=MAX_BATCH, help="Candidates per ask/tell round.")
+    ] = 10,
     option: Annotated[
         list[str] | None,
         typer.Option(

@@ -21,6 +21,7 @@ from archsearch.cli.common import (
 from archsearch.cost import count
 from archsearch.errors import UserError
 from archsearch.evaluators import COST_METRICS, EVALUATORS, Evaluator
+from archsearch.evaluators.proxies import DEFAULT_BATCH
 
 ScoreOption = Annotated[
     list[str] | None,
@@ -50,7 +51,7 @@ ProxyInputOption = Annotated[
     ),
 ]
 ProxyBatchOption = Annotated[
-    int | None, typer.Option(help="Proxies: images per proxy pass. (default: 32)")
+    int | None, typer.Option(help=f"Proxies: images per proxy pass. (default: {DEFAULT_BATCH})")
 ]
 TableOption = Annotated[
     str | None,

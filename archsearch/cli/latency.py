@@ -21,6 +21,7 @@ from archsearch.cli.common import (
 from archsearch.cli.run import parse_options
 from archsearch.cost.devices import DEVICES, Device, create_device
 from archsearch.db import Store
+from archsearch.limits import MAX_INT
 from archsearch.spaces import Space, load_space
 from archsearch.spec import Architecture
 
@@ -84,12 +85,21 @@ def profile(
     space: Annotated[str, typer.Option(help="A built-in space or a YAML file.")],
     device: DeviceArg = "cpu",
     device_option: DeviceOptions = None,
-    warmup: Annotated[int, typer.Option(help="Untimed runs of each block first.")] = 5,
-    repeats: Annotated[int, typer.Option(help="Timed runs of each block.")] = 20,
-    calibrate: Annotated[
-        int, typer.Option(help="Whole networks measured to fit the correction (0: none).")
+    warmup: Annotated[
+        int, typer.Option(min=0, max=10_000, help="Untimed runs of each block first.")
+    ] = 5,
+    repeats: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Timed runs of each block.")
     ] = 20,
-    seed: Annotated[int, typer.Option(help="Seed of the calibration networks.")] = 0,
+    calibrate: Annotated[
+        int,
+        typer.Option(
+            min=0, max=10_000, help="Whole networks measured to fit the correction (0: none)."
+        ),
+    ] = 20,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Seed of the calibration networks.")
+    ] = 0,
     db: DbOption = None,
 ) -> None:
     """Fill the device's look-up table with every block the space can contain, then calibrate.
@@ -142,8 +152,12 @@ def check(
     space: Annotated[str, typer.Option(help="A built-in space or a YAML file.")],
     device: DeviceArg = "cpu",
     device_option: DeviceOptions = None,
-    n: Annotated[int, typer.Option(help="Networks sampled, measured and predicted.")] = 50,
-    seed: Annotated[int, typer.Option(help="Seed of the sampled networks.")] = 1,
+    n: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Networks sampled, measured and predicted.")
+    ] = 50,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Seed of the sampled networks.")
+    ] = 1,
     plot: Annotated[
         Path | None, typer.Option(help="Write a predicted-vs-measured scatter plot (PNG).")
     ] = None,
@@ -247,7 +261,7 @@ def measure(
     digest: Annotated[str, typer.Argument(help="A stored architecture's digest (>= 6 chars).")],
     device: DeviceArg = "cpu",
     device_option: DeviceOptions = None,
-    repeats: Annotated[int, typer.Option(help="Timed runs.")] = 20,
+    repeats: Annotated[int, typer.Option(min=1, max=10_000, help="Timed runs.")] = 20,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:

@@ -22,6 +22,7 @@ from archsearch.cost import FLOP_CONVENTION, Budget
 from archsearch.db import RunConfig, Store
 from archsearch.evaluators import Metric, guess_direction, known_metrics
 from archsearch.expr import Expr, parse_expr
+from archsearch.limits import MAX_INT
 from archsearch.solvers import parse_objectives
 from archsearch.spec import Architecture
 
@@ -93,7 +94,9 @@ def pareto(
         str | None,
         typer.Option(help='Filter, e.g. "params < 5M and rho <= 0.5" (k/M/G/T suffixes).'),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Show at most this many rows.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, max=MAX_INT, help="Show at most this many rows.")
+    ] = None,
     with_zoo: Annotated[
         bool,
         typer.Option(help="Show the zoo's networks beside the front, scored by cheap scores."),

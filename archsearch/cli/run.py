@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -37,10 +38,13 @@ from archsearch.cost.devices import DEVICES
 from archsearch.cost.latency import parse_latency
 from archsearch.db import Claim, Store, display_url
 from archsearch.errors import UserError
+from archsearch.expr import parse_expr
+from archsearch.limits import MAX_INT
 from archsearch.search import (
     DEFAULT_OBJECTIVE,
     Outcome,
     Search,
+    check_run_numbers,
     configure,
     from_run,
     optimize,
@@ -165,7 +169,10 @@ def run(
         typer.Option("--device-option", "-D", help="Device option name=value, e.g. threads=2."),
     ] = None,
     measure_top: Annotated[
-        int, typer.Option(help="Time the first K networks of the final front on --device.")
+        int,
+        typer.Option(
+            min=0, max=10_000, help="Time the first K networks of the final front on --device."
+        ),
     ] = 0,
     resume: Annotated[
         int | None,
@@ -215,7 +222,9 @@ def run(
         int,
         typer.Option(help="With --workers ray: retries of an evaluation whose worker died."),
     ] = 2,
-    top: Annotated[int, typer.Option(help="Rows of the final Pareto table.")] = 15,
+    top: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Rows of the final Pareto table.")
+    ] = 15,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
@@ -268,6 +277,7 @@ def run(
                 f"--resume continues run {resume} with its stored settings; drop "
                 f"{', '.join(extra)} (only --trials and --time-limit may change)"
             )
+        check_run_numbers(n_trials=trials, time_limit=time_limit)
         info = store.get_run(resume)
         search = from_run(info.config)
         if trials is not None:
@@ -352,7 +362,7 @@ def build_search(
     if supernet is not None and "supernet" not in scores:
         scores.append("supernet")
     options = score_options(
-        scores,
+        _option_takers(scores, objectives, constraints, strategy or DEFAULTS["strategy"]),
         data=data,
         epochs=epochs,
         steps=steps,
@@ -381,6 +391,33 @@ def build_search(
     )
     _check_supernet_space(search, loaded)
     return search
+
+
+def _option_takers(
+    scores: list[str], objectives: str | None, constraints: list[str], strategy: str
+) -> list[str]:
+    """The scores a run computes, whether named by --score or implied: by the objectives
+    (the default one, naswot:max, included) and constraints; score options go to these."""
+    from archsearch.evaluators import evaluator_for
+    from archsearch.search import DEFAULT_OBJECTIVE
+    from archsearch.solvers import strategy_class
+
+    implied = objectives
+    if implied is None and not scores:
+        implied = strategy_class(strategy).objective or DEFAULT_OBJECTIVE
+    names = [p.split(":")[0].strip() for p in (implied or "").split(",")]
+    for c in constraints:
+        with contextlib.suppress(UserError):  # reported where the run parses it
+            names += sorted(parse_expr(c, what="--constraint").names)
+    out = list(scores)
+    for metric in names:
+        try:
+            ev = evaluator_for(metric)
+        except UserError:  # a table's column, latency@device, or a typo reported later
+            continue
+        if ev is not None and ev not in out:
+            out.append(ev)
+    return out
 
 
 def _check_supernet_space(search: Search, space: Any) -> None:

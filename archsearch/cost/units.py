@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from archsearch.blocks import Cost
 from archsearch.errors import BudgetError
+from archsearch.limits import MAX_BUDGET
 
 FLOP_CONVENTION = "1 FLOP = 1 multiply-accumulate (MAC), as the seed papers report"
 
@@ -57,6 +58,11 @@ class Budget:
         """
         found: dict[str, int] = {}
         for value in values:
+            if not value.strip(" ,"):
+                raise BudgetError(
+                    f"--budget: {value!r} is empty; write e.g. {BUDGET_EXAMPLES}, or leave "
+                    "--budget out for no bound"
+                )
             for part in value.split(","):
                 if not part.strip():
                     continue
@@ -82,12 +88,18 @@ def parse_budget(text: str) -> tuple[str, int]:
             f"--budget: {text.strip()!r} is not a budget; write e.g. {BUDGET_EXAMPLES} "
             f"({FLOP_CONVENTION})"
         )
-    value = float(m["num"]) * 10 ** int(m["exp"] or 0) * _PREFIX[m["prefix"].lower()]
     unit = (m["unit"] or "").lower()
     kind = "macs" if unit.startswith(("flop", "mac")) else "params"
+    # float() reads any exponent (1e999999 is inf) without computing a huge integer first
+    value = float(f"{m['num']}e{m['exp'] or 0}") * _PREFIX[m["prefix"].lower()]
+    if not value <= MAX_BUDGET:
+        raise BudgetError(
+            f"--budget: {text.strip()[:40]!r} is out of range; a budget is at most "
+            f"{MAX_BUDGET:.0e} {kind}"
+        )
     amount = round(value)
     if amount < 1:
-        raise BudgetError(f"--budget: {text.strip()!r} must be at least 1 {kind}")
+        raise BudgetError(f"--budget: {text.strip()[:40]!r} must be at least 1 {kind}")
     return kind, amount
 
 

@@ -61,6 +61,7 @@ from archsearch.db.models import (
 from archsearch.errors import StoreError, UserError, first_line
 from archsearch.evaluators import COST_METRICS
 from archsearch.expr import Expr
+from archsearch.limits import MAX_INT
 from archsearch.pareto import pareto_front_mask, to_minimisation
 from archsearch.spec import Architecture
 
@@ -70,6 +71,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "archsearch_version"
 _PG_LOCK_KEY = 7_406_011  # advisory lock serialising schema creation on PostgreSQL
 COST_NAMES = tuple(m.name for m in COST_METRICS)
+
+
+def _fits(key: int) -> bool:
+    """Whether ``key`` can be an id (the databases' 32-bit INTEGER); an id out of range is
+    simply not found, rather than an overflow error of the driver."""
+    return isinstance(key, int) and 0 <= key <= MAX_INT
 
 
 def resolve_url(url: str | None) -> str:
@@ -271,7 +278,11 @@ class Store:
         try:
             if parsed.get_backend_name() == "sqlite":
                 db = parsed.database
-                if db and db != ":memory:" and not Path(db).resolve().parent.is_dir():
+                if (
+                    db and parsed.query.get("uri") == "true"
+                ):  # sqlite:///file:PATH?mode=ro&uri=true
+                    db = db.removeprefix("file:")
+                if db and db != ":memory:" and not _folder_exists(db):
                     raise StoreError(
                         f"--db: the folder of SQLite file {db!r} does not exist; create it or "
                         "give another path"
@@ -301,6 +312,8 @@ class Store:
 
     @contextmanager
     def _wrap_errors(self) -> Iterator[None]:
+        """Database refusals the user can act on become one-line :class:`StoreError`s (the
+        transaction is rolled back: nothing is half-written)."""
         try:
             yield
         except DBAPIError as e:
@@ -309,7 +322,17 @@ class Store:
                     f"cannot reach the database {display_url(self.url)}: "
                     f"{first_line(e.orig)}; check --db or ${ENV_VAR}"
                 ) from None
+            reason = _refusal(e)
+            if reason is not None:
+                raise StoreError(
+                    f"the database {display_url(self.url)} refused the write: {reason}; nothing "
+                    "was changed"
+                ) from None
             raise
+        except OverflowError as e:  # sqlite3 cannot bind an integer beyond 64 bits
+            raise StoreError(
+                f"a value is out of the database's range ({e}); nothing was changed"
+            ) from None
 
     # -- schema --------------------------------------------------------------------------
 
@@ -497,7 +520,7 @@ class Store:
         Raises:
             StoreError: no such run.
         """
-        runs = self._runs(RunModel.id == run_id)
+        runs = self._runs(RunModel.id == run_id) if _fits(run_id) else []
         if not runs:
             raise self._no_run(run_id)
         return runs[0]
@@ -1109,7 +1132,7 @@ class Store:
             StoreError: no supernet has this id (the message lists the stored ones).
         """
         with self.session() as s:
-            row = s.get(SupernetModel, supernet_id)
+            row = s.get(SupernetModel, supernet_id) if _fits(supernet_id) else None
             if row is None:
                 ids = s.scalars(select(SupernetModel.id).order_by(SupernetModel.id)).all()
                 known = ", ".join(map(str, ids)) or "none yet"
@@ -1294,6 +1317,31 @@ def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
 def _sqlite_begin(conn: Connection) -> None:
     write = conn.get_execution_options().get("archsearch_write", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _folder_exists(path: str) -> bool:
+    try:
+        return Path(path).resolve().parent.is_dir()
+    except (OSError, ValueError):  # a name too long, an embedded NUL
+        return False
+
+
+def _refusal(e: DBAPIError) -> str | None:
+    """Why the database refused a statement, when the user can act on it (a read-only or
+    full database, a value out of range), else None (a bug: re-raised)."""
+    text_ = str(e.orig).lower()
+    for needle, reason in (
+        ("readonly database", "the SQLite file (or its folder) is read-only; use a writable --db"),
+        ("read-only", "the database is read-only; use a writable --db"),
+        ("disk is full", "the disk is full; free space and retry"),
+        ("disk i/o error", "a disk I/O error; check the disk and the file"),
+        ("out of range", "a value is out of the column's range"),
+        ("too long", "a value is too long for its column"),
+        ("nul", "a text value contains a NUL character"),
+    ):
+        if needle in text_:
+            return f"{reason} ({first_line(e.orig)[:120]})"
+    return None
 
 
 def _is_connect_error(e: DBAPIError) -> bool:

@@ -36,7 +36,7 @@ from archsearch.db import Store
 from archsearch.errors import UserError
 from archsearch.evaluators import COST_METRICS, Table
 from archsearch.pareto import hypervolume, non_dominated_ranks, to_minimisation
-from archsearch.search import configure, optimize
+from archsearch.search import Search, configure, optimize
 from archsearch.solvers import Objective, parse_objectives
 from archsearch.spaces import Space
 from archsearch.spec import Architecture
@@ -311,28 +311,33 @@ def bench_search(
         objectives or f"{table.metrics[0].name}:{table.metrics[0].direction}",
         extra={m.name: m for m in table.metrics},
     )
+
+    def make(name: str, n: int, seed: int) -> Search:
+        return configure(
+            space=space,
+            strategy=name,
+            strategy_options=_accepted(name, strategy_options or {}),
+            objectives=[str(o) for o in objs],
+            scores=["table"],
+            budget=budget,
+            constraints=constraints,
+            n_trials=n,
+            batch_size=batch_size,
+            seed=seed,
+            evaluator_options={"table": table.config()},
+        )
+
+    for name in strategies:  # every strategy and option checked before anything runs
+        make(name, max(trials), first_seed + seeds - 1)
     truth = ground_truth(space, table, objs, budget=budget, constraints=constraints)
     with tempfile.TemporaryDirectory(prefix="archsearch-bench-") as tmp:
         store = Store(db or f"sqlite:///{Path(tmp) / 'bench.db'}")
         summaries = []
         for name in strategies:
-            options = _accepted(name, strategy_options or {})
             for n in trials:
                 summary = Summary(name, n)
                 for seed in range(first_seed, first_seed + seeds):
-                    search = configure(
-                        space=space,
-                        strategy=name,
-                        strategy_options=options,
-                        objectives=[str(o) for o in objs],
-                        scores=["table"],
-                        budget=budget,
-                        constraints=constraints,
-                        n_trials=n,
-                        batch_size=batch_size,
-                        seed=seed,
-                        evaluator_options={"table": table.config()},
-                    )
+                    search = make(name, n, seed)
                     start = time.monotonic()
                     outcome = optimize(store, search)
                     quality = run_quality(

@@ -27,6 +27,7 @@ from archsearch.db import (
     FINISHED_STATES,
     Claim,
     RunConfig,
+    RunTakenOver,
     Store,
     StoredTrial,
     TrialRecord,
@@ -533,37 +534,94 @@ class Executor(Protocol):
 
 
 class Beat(Protocol):
-    """The driver's heartbeat, as an executor sees it: the trials it evaluates right now."""
+    """The driver's heartbeat, as an executor sees it: the trials it evaluates right now, and
+    the owner whose writes the store accepts (see :class:`archsearch.db.RunTakenOver`)."""
 
     trials: set[int]
+    owner: str
+
+
+FLUSH_SECONDS = 2.0
+"""Cheap scores are stored at least this often (and on Ctrl-C or SIGTERM), so that a crash
+loses seconds of work, not a batch."""
+CHUNK_SECONDS = 0.05
+"""Cheap scores are evaluated in chunks that grow (up to 256 candidates) while a chunk takes
+less than this: fast scores keep their batched evaluation, and an interruption loses at most
+the chunk in flight (one candidate of a slower score)."""
 
 
 class InProcess:
-    """Evaluates in the driver's process. Cheap scores are stored a batch per transaction;
-    expensive ones one trial at a time, recorded ``running`` (with the heartbeat) while they
-    are evaluated, so that an interruption loses at most the trial being evaluated."""
+    """Evaluates in the driver's process.
+
+    Cheap scores are evaluated in chunks that grow while they stay short (so fast scores keep
+    their batched evaluation) and stored at least every :data:`FLUSH_SECONDS`; on an
+    interruption the chunks already evaluated are stored before it propagates. Expensive ones
+    are stored one trial at a time, recorded ``running`` (with the heartbeat) while they are
+    evaluated, so that an interruption loses at most the trial being evaluated.
+    """
+
+    def __init__(self, *, flush_seconds: float = FLUSH_SECONDS) -> None:
+        self.flush_seconds = flush_seconds
 
     def evaluate(
         self, search: Search, store: Store, run_id: int, archs: Sequence[Architecture], beat: Beat
     ) -> list[Result]:
         if all(e.cheap for e in search.evaluators):
-            results, records = _evaluate(search, archs)
-            store.add_trials(run_id, records)
-            return results
+            return self._cheap(search, store, run_id, archs, beat.owner)
         out: list[Result] = []
         for arch in archs:
-            (trial,) = store.queue_trials(run_id, [(arch, count(arch))], worker=worker_id())
+            (trial,) = store.queue_trials(
+                run_id, [(arch, count(arch))], worker=worker_id(), owner=beat.owner
+            )
             beat.trials.add(trial)
             try:
                 (result,), (record,) = _evaluate(search, [arch])
             except BaseException:
-                store.release_trial(trial)  # back in the queue: a resume evaluates it again
+                # back in the queue: a resume evaluates it again
+                store.release_trial(trial, owner=beat.owner)
                 raise
             finally:
                 beat.trials.discard(trial)
-            store.finish_trial(trial, record.values, state=record.state, error=record.error)
+            store.finish_trial(
+                trial, record.values, state=record.state, error=record.error, owner=beat.owner
+            )
             out.append(result)
         return out
+
+    def _cheap(
+        self,
+        search: Search,
+        store: Store,
+        run_id: int,
+        archs: Sequence[Architecture],
+        owner: str,
+    ) -> list[Result]:
+        results: list[Result] = []
+        pending: list[TrialRecord] = []
+        last_flush = time.monotonic()
+        size, i = 1, 0
+        try:
+            while i < len(archs):
+                chunk = archs[i : i + size]
+                t0 = time.monotonic()
+                done, records = _evaluate(search, chunk)
+                results += done
+                pending += records
+                i += len(chunk)
+                took = time.monotonic() - t0
+                # A chunk in flight is lost to an interruption: keep it under CHUNK_SECONDS.
+                size = min(size * 2, 256) if took < CHUNK_SECONDS else max(1, size // 2)
+                if time.monotonic() - last_flush >= self.flush_seconds and i < len(archs):
+                    store.add_trials(run_id, pending, owner=owner)
+                    pending, last_flush = [], time.monotonic()
+        except RunTakenOver:
+            pending = []  # the run is another process's now
+            raise
+        finally:
+            # On Ctrl-C or SIGTERM too: what was evaluated is kept (a resume skips it).
+            if pending:
+                store.add_trials(run_id, pending, owner=owner)
+        return results
 
 
 def optimize(
@@ -667,11 +725,8 @@ class RunInProgress:
         ):
             self.reason = "time limit"
             return self.reason
-        if self.beat is not None and self.beat.lost:
-            raise UserError(
-                f"run {self.run_id} was taken over by another process; this one stops (its "
-                "finished trials are kept)"
-            )
+        if self.beat is not None and self.beat.lost and self.run_id is not None:
+            raise RunTakenOver(self.run_id, None)
         return None
 
     def ask(self) -> tuple[list[Architecture], list[Result | None]]:
@@ -692,6 +747,9 @@ class RunInProgress:
             return [], []
         if self.run_id is None:
             self.run_id = self.store.create_run(search.run_config(), owner=self.owner)
+            if self.on_progress is not None:  # the run's id is known from now on
+                elapsed = time.monotonic() - self.start
+                self.on_progress(Progress(self.run_id, 0, search.n_trials, elapsed, self.best))
         if self.beat is None:
             self.beat = Heartbeat(self.store, self.run_id, self.owner).start()
         self.asked += len(batch)
@@ -713,7 +771,9 @@ class RunInProgress:
         if new and len(batch) == search.batch_size:
             state = search.strategy.state_dict()
             if state is not None:
-                self.store.save_strategy_state(self.run_id, {"asked": self.asked, "state": state})
+                self.store.save_strategy_state(
+                    self.run_id, {"asked": self.asked, "state": state}, owner=self.owner
+                )
         for r in told:
             if r.state == "complete":
                 _best(self.best, dict(r.values), search.objectives)
@@ -736,13 +796,17 @@ class RunInProgress:
         raises, and stops the heartbeat when it ends."""
         try:
             yield
+        except RunTakenOver:
+            raise  # the run is the new owner's now: its status is not this process's to set
         except KeyboardInterrupt:
             if self.run_id is not None:
-                self.store.set_run_status(self.run_id, "interrupted")
+                self.store.set_run_status(self.run_id, "interrupted", owner=self.owner)
             raise
         except BaseException as e:
             if self.run_id is not None:
-                self.store.set_run_status(self.run_id, "failed", error=f"{type(e).__name__}: {e}")
+                self.store.set_run_status(
+                    self.run_id, "failed", error=f"{type(e).__name__}: {e}", owner=self.owner
+                )
             raise
         finally:
             if self.beat is not None:
@@ -751,7 +815,8 @@ class RunInProgress:
     def outcome(self) -> Outcome:
         """Marks the run ``finished`` and says how it went."""
         assert self.run_id is not None
-        self.store.set_run_status(self.run_id, "finished")
+        if not self.store.set_run_status(self.run_id, "finished", owner=self.owner):
+            raise RunTakenOver(self.run_id, self.store.get_run(self.run_id).owner)
         return Outcome(
             self.run_id,
             "finished",

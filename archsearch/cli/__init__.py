@@ -23,7 +23,7 @@ from archsearch.cli.common import (
     install_signal_handlers,
     interrupt_code,
 )
-from archsearch.cli.results import count, pareto, runs, show
+from archsearch.cli.results import count, pareto, runs_app, show
 from archsearch.cli.run import run
 from archsearch.cli.sweep import sweep
 
@@ -78,7 +78,7 @@ app = typer.Typer(
 )
 app.command()(run)
 app.command()(sweep)
-app.command()(runs)
+app.add_typer(runs_app, name="runs")
 app.command()(pareto)
 app.command()(show)
 app.command()(count)

@@ -163,7 +163,7 @@ def emit(
 ) -> None:
     """Prints rows as a rich table, JSON (a list of objects) or CSV, on stdout."""
     if fmt is Format.json:
-        clean = [{c: _json_safe(r.get(c)) for c in columns} for r in rows]
+        clean = [{c: json_safe(r.get(c)) for c in columns} for r in rows]
         typer.echo(json.dumps(clean, indent=2))
         return
     if fmt is Format.csv:
@@ -186,7 +186,8 @@ def flop_caption() -> str:
     return "GFLOPs: 1 FLOP = 1 multiply-accumulate (MAC), as the seed papers report."
 
 
-def _json_safe(v: Any) -> Any:
+def json_safe(v: Any) -> Any:
+    """``v`` for JSON output: NaN and infinities as null."""
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v

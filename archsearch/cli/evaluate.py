@@ -17,6 +17,7 @@ from archsearch.cli.common import (
     err_console,
     flop_caption,
     handle_errors,
+    interrupt_code,
 )
 from archsearch.cost import count
 from archsearch.errors import UserError
@@ -249,9 +250,9 @@ def evaluate(
         with _step_bars(evs):
             for arch in archs:
                 rows.append(_score_one(store, run_id, arch, evs))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         store.set_run_status(run_id, "interrupted")  # the finished rows are stored
-        raise typer.Exit(130) from None
+        raise typer.Exit(interrupt_code(stop)) from None
     except BaseException as e:
         store.set_run_status(run_id, "failed", error=f"{type(e).__name__}: {e}")
         raise

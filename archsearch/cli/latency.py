@@ -230,7 +230,7 @@ def check(
             [r.measured_ms for r in report.rows],
             f"{dev.name}: {a.within_10pct:.0%} within +-10%, Spearman {a.spearman:.3f}",
         )
-        console.print(f"plot: {plot}")
+        err_console.print(f"plot: {plot}")
 
 
 def scatter(path: Path, predicted: list[float], measured: list[float], title: str) -> None:

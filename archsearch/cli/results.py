@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -15,34 +16,57 @@ from archsearch.cli.common import (
     Format,
     FormatOption,
     emit,
+    err_console,
     flop_caption,
     handle_errors,
 )
 from archsearch.cost import FLOP_CONVENTION, Budget
-from archsearch.db import RunConfig, Store
+from archsearch.db import RunConfig, Store, is_stale
+from archsearch.db.heartbeat import STALE_AFTER
+from archsearch.errors import UserError
 from archsearch.evaluators import Metric, guess_direction, known_metrics
 from archsearch.expr import Expr, parse_expr
 from archsearch.limits import MAX_INT
 from archsearch.solvers import parse_objectives
 from archsearch.spec import Architecture
 
+runs_app = typer.Typer(
+    help="The runs in the database (`archsearch runs`), stale ones (--stale), deletion.",
+    invoke_without_command=True,
+)
 
+
+@runs_app.callback(invoke_without_command=True)
 @handle_errors
 def runs(
+    ctx: typer.Context,
     db: DbOption = None,
     sweep: Annotated[str | None, typer.Option(help="Only the runs of this sweep.")] = None,
+    stale: Annotated[
+        bool,
+        typer.Option(
+            "--stale",
+            help="Only runs marked running whose owner is gone (no heartbeat for "
+            "$ARCHSEARCH_STALE_AFTER s); continue one with run --resume ID.",
+        ),
+    ] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
     """List the runs in the database, newest first (also while they run: trials in flight
-    count as active)."""
+    count as active). A run whose owner died shows as stale."""
+    if ctx.invoked_subcommand is not None:
+        return
     store = Store(db)
     rows = []
     for r in store.sweep_runs(sweep)[::-1] if sweep else store.list_runs():
         c = r.config
+        dead = is_stale(r, STALE_AFTER)
+        if stale and not dead:
+            continue
         rows.append(
             {
                 "id": r.id,
-                "status": r.status,
+                "status": "stale" if dead else r.status,
                 "space": c.space,
                 "strategy": c.strategy,
                 "objectives": ",".join(c.objectives),
@@ -55,6 +79,9 @@ def runs(
                 "seed": c.seed,
                 "sweep": r.sweep or "-",
                 "owner": r.owner or "-",
+                "heartbeat": r.heartbeat_at.isoformat(timespec="seconds")
+                if r.heartbeat_at
+                else "-",
                 "created": r.created_at.isoformat(timespec="seconds"),
                 "host": r.host,
             }
@@ -76,9 +103,51 @@ def runs(
         "created",
         "host",
         "owner",
+        "heartbeat",
     ]
-    shown = [c for c in columns if c not in ("host", "owner")] if fmt is Format.table else columns
-    emit(rows, shown, fmt, title="runs")
+    hidden = ("host", "owner", "heartbeat")
+    shown = [c for c in columns if c not in hidden] if fmt is Format.table else columns
+    caption = (
+        "stale: marked running, but its owner is gone; continue it with "
+        "`archsearch run --resume ID` or remove it with `archsearch runs delete ID`"
+        if any(r["status"] == "stale" for r in rows) and fmt is Format.table
+        else None
+    )
+    emit(rows, shown, fmt, title="stale runs" if stale else "runs", caption=caption)
+
+
+@runs_app.command("delete")
+@handle_errors
+def delete_run(
+    run_id: Annotated[int, typer.Argument(help="The run's id (see `archsearch runs`).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Delete a run with its trials and scores (architectures, latency tables and supernets,
+    which other runs may use, stay). Refused while the run is driven by a live process."""
+    store = Store(db)
+    info = store.get_run(run_id)
+    if info.status == "running" and not is_stale(info, STALE_AFTER):
+        raise UserError(
+            f"runs delete {run_id}: the run is being driven by {info.owner}; stop that process "
+            "first (Ctrl-C or kill), then delete it"
+        )
+    what = (
+        f"run {run_id} ({info.config.space}, {info.config.strategy}, {info.status}) with its "
+        f"{info.n_finished + info.n_active} trials and their scores"
+    )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UserError(
+                f"runs delete {run_id}: confirm with --yes (stdin is not a terminal to ask on)"
+            )
+        typer.confirm(f"Delete {what}?", abort=True, err=True)
+    done = store.delete_run(run_id)
+    err_console.print(
+        f"deleted {what}: {done.trials} trials, {done.scores} scores; "
+        f"{done.architectures_kept} architectures kept (shared by digest)",
+        soft_wrap=True,
+    )
 
 
 @handle_errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -19,6 +20,8 @@ from archsearch.cli.common import (
     err_console,
     flop_caption,
     handle_errors,
+    interrupt_code,
+    json_safe,
 )
 from archsearch.cli.evaluate import (
     DataOption,
@@ -299,12 +302,15 @@ def run(
     for digest in outcome.dropped_init:
         err_console.print(f"note: initial candidate {digest[:12]} broke a constraint; skipped")
     _warn_never_finite(search, outcome)
-    _report(store, search, outcome, top, fmt)
+    measured = (
+        _measure_front(store, search, outcome, measure_top, device, device_option)
+        if measure_top
+        else None
+    )
+    _report(store, search, outcome, top, fmt, measured)
     solution = getattr(search.strategy, "solution", None)
     if solution is not None and fmt is Format.table:
         _report_design(solution)
-    if measure_top:
-        _measure_front(store, search, outcome, measure_top, device, device_option, fmt)
 
 
 def build_search(
@@ -439,8 +445,7 @@ def _measure_front(
     k: int,
     device: str | None,
     device_option: list[str] | None,
-    fmt: Format,
-) -> None:
+) -> list[dict[str, Any]]:
     """Times the first ``k`` networks of the run's front whole, beside their predictions."""
     from archsearch.cost import profiling
     from archsearch.cost.devices import create_device
@@ -458,10 +463,12 @@ def _measure_front(
         objectives = [("macs", "min"), *objectives]
     front = store.pareto(outcome.run_id, objectives)[:k]
     archs = [Architecture.from_json(store.architecture(r["digest"]).spec) for r in front]
+    err_console.print(f"timing the first {len(archs)} networks of the front on {dev.name}...")
     report = profiling.check(store, dev, archs, purpose="measure")
-    rows = [
+    return [
         {
-            "digest": r.digest[:12],
+            "digest": r.digest,
+            "device": dev.name,
             "macs": r.macs,
             "predicted_ms": r.predicted_ms,
             "measured_ms": r.measured_ms,
@@ -469,12 +476,6 @@ def _measure_front(
         }
         for r in report.rows
     ]
-    emit(
-        rows,
-        ["digest", "macs", "predicted_ms", "measured_ms", "error_pct"],
-        fmt,
-        title=f"front of run {outcome.run_id} timed on {dev.name} [{dev.key}]",
-    )
 
 
 def _report_design(solution: Any) -> None:
@@ -499,16 +500,19 @@ def _report_design(solution: Any) -> None:
     stages.add_row("head", "1", arch.head.type, str(arch.head.out_channels), _params(arch.head))
     console.print(stages)
     bounds = Table(
-        title="bounds at the design (sensitivity: d(score) / d(log bound) of the program)"
+        title="bounds at the design (binding: within 2%; in the program: the continuous "
+        "program's constraint is active; sensitivity: d(score) / d(log bound))"
     )
-    for c in ("metric", "value", "bound", "binding", "sensitivity"):
+    for c in ("metric", "value", "bound", "slack", "binding", "in the program", "sensitivity"):
         bounds.add_column(c, justify="right")
     for b in solution.bindings:
         bounds.add_row(
             b.metric,
             f"{b.value:.4g}",
             f"{b.bound:.4g}",
+            f"{1 - b.value / b.bound:.1%}" if b.bound else "-",
             "yes" if b.binding else "no",
+            "active" if b.program_binding else "-",
             "-" if b.sensitivity is None else f"{b.sensitivity:.4g}",
         )
     console.print(bounds)
@@ -626,8 +630,9 @@ def _run_with_progress(
     def on_claim(claim: Claim) -> None:
         if claim.previous_owner and claim.previous_status == "running":
             err_console.print(
-                f"note: took run {run_id} over from {claim.previous_owner} (status running, no "
-                f"live heartbeat); {claim.requeued} unfinished trial(s) queued again",
+                f"note: took run {run_id} over from {claim.previous_owner} (status running; if "
+                "that process still lives, it stops at its next write); "
+                f"{claim.requeued} unfinished trial(s) queued again",
                 soft_wrap=True,
             )
         elif claim.requeued:
@@ -647,7 +652,7 @@ def _run_with_progress(
                 on_claim=on_claim,
             )
         return _run_on_ray(store, search, run_id, ray, db, takeover, on_progress, on_claim)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         _stop(bar)
         rid = current["run"]
         if rid is None:
@@ -658,7 +663,7 @@ def _run_with_progress(
                 f"archsearch run --resume {rid}",
                 soft_wrap=True,
             )
-        raise typer.Exit(130) from None
+        raise typer.Exit(interrupt_code(stop)) from None
     finally:
         _stop(bar)
 
@@ -742,7 +747,17 @@ def _warn_never_finite(search: Search, outcome: Outcome) -> None:
         )
 
 
-def _report(store: Store, search: Search, outcome: Outcome, top: int, fmt: Format) -> None:
+def _report(
+    store: Store,
+    search: Search,
+    outcome: Outcome,
+    top: int,
+    fmt: Format,
+    measured: list[dict[str, Any]] | None = None,
+) -> None:
+    """The run's front: a table and a summary line; with ``-f json`` one document with the run
+    id, its outcome and the front (full digests); with ``-f csv`` the front's rows, each with
+    the run id."""
     objectives = [(o.name, o.direction) for o in search.objectives]
     if "macs" not in dict(objectives):
         objectives = [("macs", "min"), *objectives]
@@ -755,21 +770,46 @@ def _report(store: Store, search: Search, outcome: Outcome, top: int, fmt: Forma
         *[m for m in metrics if m not in dict(objectives)],
         "digest",
     ]
+    if fmt is Format.json:
+        doc = {
+            "run": outcome.run_id,
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "trials": outcome.trials,
+            "new_trials": outcome.new_trials,
+            "seconds": round(outcome.elapsed, 3),
+            "objectives": [f"{n}:{d}" for n, d in objectives],
+            "budget": search.budget.as_dict(),
+            "flop_convention": FLOP_CONVENTION,
+            "front": [{c: json_safe(r.get(c)) for c in columns} for r in front],
+        }
+        if measured is not None:
+            doc["measured"] = [{k: json_safe(v) for k, v in r.items()} for r in measured]
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    if fmt is Format.csv:
+        emit([{**r, "run": outcome.run_id} for r in front], ["run", *columns], fmt)
+        return
     for row in front:
         row["digest"] = row["digest"][:12]
-    shown = front if fmt is not Format.table else front[:top]
     emit(
-        shown,
+        front[:top],
         columns,
         fmt,
         title=f"Pareto front of run {outcome.run_id} "
         f"({', '.join(f'{n}:{d}' for n, d in objectives)}); {len(front)} trials",
         caption=flop_caption(),
     )
-    if fmt is Format.table:
-        console.print(
-            f"run {outcome.run_id}: {outcome.status} ({outcome.reason}), {outcome.trials} trials "
-            f"stored ({outcome.new_trials} new) in {outcome.elapsed:.1f}s; budget "
-            f"{search.budget}; database {display_url(store.url)}\n"
-            f"next: archsearch pareto --run {outcome.run_id}    archsearch show <digest>"
+    if measured is not None:
+        emit(
+            [{**r, "digest": r["digest"][:12]} for r in measured],
+            ["digest", "macs", "predicted_ms", "measured_ms", "error_pct"],
+            fmt,
+            title=f"front of run {outcome.run_id} timed whole",
         )
+    console.print(
+        f"run {outcome.run_id}: {outcome.status} ({outcome.reason}), {outcome.trials} trials "
+        f"stored ({outcome.new_trials} new) in {outcome.elapsed:.1f}s; budget "
+        f"{search.budget}; database {display_url(store.url)}\n"
+        f"next: archsearch pareto --run {outcome.run_id}    archsearch show <digest>"
+    )

@@ -22,20 +22,22 @@ def list_(fmt: FormatOption = Format.table) -> None:
     rows = []
     for name in list_spaces():
         space = load_space(name)
-        size = space.size(samples=500)
+        size = space.size()
         rows.append(
             {
                 "name": name,
                 "stages": len(space.stages),
                 "input": "x".join(map(str, space.input_shape)),
                 "choices": len(space.choices()),
-                "log10_size": round(size.log10, 1),
+                "log10_size": size.log10_text if fmt is Format.table else size.log10_estimate,
+                "upper_bound": size.upper_bound,
                 "description": space.description.split(".")[0],
             }
         )
     emit(
         rows,
-        ["name", "stages", "input", "choices", "log10_size", "description"],
+        ["name", "stages", "input", "choices", "log10_size", "description"]
+        + ([] if fmt is Format.table else ["upper_bound"]),
         fmt,
         title="spaces",
     )
@@ -56,7 +58,8 @@ def show(
     doc["size"] = {
         "unconstrained": f"{size.total:.3e}",
         "feasible_fraction": size.feasible_fraction,
-        "log10_feasible": round(size.log10, 2),
+        "log10_feasible": size.log10_estimate,
+        **({"log10_is_upper_bound": True} if size.upper_bound else {}),
     }
     if fmt is DocFormat.json:
         typer.echo(json.dumps(doc, indent=2))

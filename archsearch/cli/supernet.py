@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from archsearch.cli.common import DbOption, Format, FormatOption, emit, err_console, handle_errors
+from archsearch.cli.common import (
+    DbOption,
+    Format,
+    FormatOption,
+    emit,
+    err_console,
+    handle_errors,
+    interrupt_code,
+)
 from archsearch.errors import UserError
 
 app = typer.Typer(
@@ -189,13 +197,13 @@ def train(
         result = train_supernet(
             config, path, resume=ck, threads=threads, on_step=on_step, on_epoch=on_epoch
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         bar.stop()
         store.update_supernet(supernet_id, status="interrupted")
         err_console.print(
             f"interrupted: resume with archsearch supernet train --resume {supernet_id}"
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(interrupt_code(stop)) from None
     except UserError as e:
         bar.stop()
         store.update_supernet(supernet_id, status="failed", error=str(e))

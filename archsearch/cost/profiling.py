@@ -34,6 +34,7 @@ from archsearch.cost.latency import (
     reference_module,
 )
 from archsearch.db import DeviceInfo, LatencyEntry, Store, TrialRecord
+from archsearch.errors import UserError
 from archsearch.spec import Architecture, Block
 
 if TYPE_CHECKING:
@@ -136,15 +137,44 @@ def profile(
 def ensure_entries(
     store: Store, device: Device, archs: Sequence[Architecture], **options: Any
 ) -> ProfileReport:
-    """Profiles the blocks of ``archs`` that the table lacks (lazy filling)."""
-    model = load_model(store, device)
-    items: list[Item] = []
-    for a in archs:
-        try:
-            model.items(a)
-        except MissingEntries:
-            items += network_items(device, a)
-    return profile(store, device, items, **options)
+    """Profiles the blocks of ``archs`` that the table lacks (lazy filling), until the
+    predictor can walk every one of them.
+
+    A first pass profiles each network's blocks at the layouts a forward pass of the whole
+    network shows; the predictor then walks the layouts the blocks showed when timed alone,
+    which can differ (a block that hands on another layout alone than inside the network), so
+    later passes profile the entry each walk still lacks. Every pass adds an entry per network
+    that lacks one, and a network has at most two per block, so this ends.
+
+    Raises:
+        UserError: an entry is still missing after that many passes.
+    """
+    total = ProfileReport(0, 0, 0, 0.0)
+    passes = 2 * max((len(a.layers) for a in archs), default=0) + 1
+    for i in range(passes + 1):
+        model = load_model(store, device)
+        items: list[Item] = []
+        for a in archs:
+            try:
+                model.items(a)
+            except MissingEntries as e:
+                items += network_items(device, a) if i == 0 else e.missing
+        if not items:
+            return total
+        if i == passes:
+            break
+        done = profile(store, device, items, **options)
+        total = ProfileReport(
+            total.requested + done.requested,
+            total.measured + done.measured,
+            total.skipped + done.skipped,
+            total.seconds + done.seconds,
+        )
+    raise UserError(
+        f"device {device.name}: {len(items)} latency table entries are still missing after "
+        f"{passes} profiling passes; run `archsearch latency profile --space ... --device "
+        f"{device.name}` first"
+    )
 
 
 def load_model(store: Store, device: Device) -> LatencyModel:

@@ -8,16 +8,39 @@ trials it left unfinished back in the queue (:meth:`archsearch.db.Store.claim_ru
 from __future__ import annotations
 
 import logging
+import math
 import os
+import sys
 import threading
 
 from archsearch.db.store import Store
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL = float(os.environ.get("ARCHSEARCH_HEARTBEAT", "10"))
+
+def _seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment; anything else is reported in one
+    line on stderr and the default used (this runs at import, before any command could
+    report an error)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 86_400:
+        sys.stderr.write(
+            f"warning: ${name}={raw[:40]!r} is not a number of seconds in (0, 86400]; using "
+            f"{default:g}\n"
+        )
+        return default
+    return value
+
+
+HEARTBEAT_INTERVAL = _seconds("ARCHSEARCH_HEARTBEAT", 10.0)
 """Seconds between heartbeats (``$ARCHSEARCH_HEARTBEAT``)."""
-STALE_AFTER = float(os.environ.get("ARCHSEARCH_STALE_AFTER", "60"))
+STALE_AFTER = _seconds("ARCHSEARCH_STALE_AFTER", 60.0)
 """Seconds without a heartbeat after which a run's owner counts as gone
 (``$ARCHSEARCH_STALE_AFTER``)."""
 

@@ -226,6 +226,42 @@ def owner_alive(owner: str | None) -> bool | None:
     return True
 
 
+class RunTakenOver(UserError):
+    """Another process has claimed the run (``archsearch run --resume ID --takeover``); the
+    process that drove it stops without writing to it again."""
+
+    def __init__(self, run_id: int, owner: str | None) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        super().__init__(
+            f"run {run_id} was taken over by {owner or 'another process'}; this process stops "
+            "(the trials it finished before are kept)"
+        )
+
+
+def is_stale(run: RunInfo, stale_after: float) -> bool:
+    """True for a run marked ``running`` whose owner is gone: a dead process on this host, or
+    elsewhere a heartbeat older than ``stale_after`` seconds (a crash, ``kill -9``, a lost
+    machine). ``archsearch run --resume`` takes such a run over."""
+    if run.status != "running":
+        return False
+    alive = owner_alive(run.owner)
+    if alive is not None:
+        return not alive
+    if run.heartbeat_at is None:
+        return True
+    return (utcnow() - run.heartbeat_at).total_seconds() > stale_after
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What :meth:`Store.delete_run` removed (and the architectures it kept)."""
+
+    trials: int
+    scores: int
+    architectures_kept: int
+
+
 FINISHED_STATES = ("complete", "failed", "pruned")
 ACTIVE_STATES = ("waiting", "running")
 
@@ -486,10 +522,16 @@ class Store:
             _touch_trials(s, trial_ids, now)
             return bool(done)
 
-    def save_strategy_state(self, run_id: int, state: dict[str, Any] | None) -> None:
-        """Stores the strategy's state after its last told batch (None clears it)."""
+    def save_strategy_state(
+        self, run_id: int, state: dict[str, Any] | None, *, owner: str | None = None
+    ) -> None:
+        """Stores the strategy's state after its last told batch (None clears it); with
+        ``owner``, only while that process still drives the run."""
         with self.transaction() as s:
-            s.execute(update(RunModel).where(RunModel.id == run_id).values(strategy_state=state))
+            q = update(RunModel).where(RunModel.id == run_id)
+            if owner is not None:
+                q = q.where(RunModel.owner == owner)
+            s.execute(q.values(strategy_state=state))
 
     def strategy_state(self, run_id: int) -> dict[str, Any] | None:
         with self.session() as s:
@@ -499,14 +541,22 @@ class Store:
         """The runs of sweep ``sweep``, oldest first."""
         return sorted(self._runs(RunModel.sweep == sweep), key=lambda r: r.id)
 
-    def set_run_status(self, run_id: int, status: str, *, error: str | None = None) -> None:
+    def set_run_status(
+        self, run_id: int, status: str, *, error: str | None = None, owner: str | None = None
+    ) -> bool:
+        """Sets the run's status (and error); with ``owner``, only while that process still
+        drives the run (a process that was taken over leaves the new owner's run alone).
+        Returns whether the status was set."""
         with self.transaction() as s:
             run = s.get(RunModel, run_id)
             if run is None:
                 raise self._no_run(run_id)
+            if owner is not None and run.owner != owner:
+                return False
             run.status = status
             run.error = error
             run.finished_at = None if status in ("running", "queued") else utcnow()
+            return True
 
     def _no_run(self, run_id: int) -> StoreError:
         return StoreError(
@@ -524,6 +574,40 @@ class Store:
         if not runs:
             raise self._no_run(run_id)
         return runs[0]
+
+    def delete_run(self, run_id: int) -> Deleted:
+        """Deletes a run with its trials, scores and intermediate values, in one transaction.
+
+        Architectures stay: they are shared by digest, and another run (or a latency
+        measurement) may use them, or start using them while this one is deleted; latency
+        tables and supernets are never touched either.
+
+        Raises:
+            StoreError: no such run.
+        """
+        if not _fits(run_id):
+            raise self._no_run(run_id)
+        with self.transaction() as s:
+            run = s.get(RunModel, run_id, with_for_update=True)
+            if run is None:
+                raise self._no_run(run_id)
+            trial_ids = select(TrialModel.id).where(TrialModel.run_id == run_id)
+            archs = s.scalar(
+                select(func.count(func.distinct(TrialModel.architecture_id))).where(
+                    TrialModel.run_id == run_id
+                )
+            )
+            scores = _rowcount(
+                s.execute(delete(ScoreModel).where(ScoreModel.trial_id.in_(trial_ids)))
+            )
+            s.execute(
+                delete(TrialIntermediateModel).where(
+                    TrialIntermediateModel.trial_id.in_(trial_ids)
+                )
+            )
+            trials = _rowcount(s.execute(delete(TrialModel).where(TrialModel.run_id == run_id)))
+            s.delete(run)
+            return Deleted(trials, scores, int(archs or 0))
 
     def list_runs(self) -> list[RunInfo]:
         """Every run, newest first."""
@@ -568,17 +652,22 @@ class Store:
 
     # -- trials --------------------------------------------------------------------------
 
-    def add_trials(self, run_id: int, records: Sequence[TrialRecord]) -> list[int]:
+    def add_trials(
+        self, run_id: int, records: Sequence[TrialRecord], *, owner: str | None = None
+    ) -> list[int]:
         """Stores finished trials (architectures upserted by digest) in one transaction.
 
         A candidate the run already holds as ``waiting``/``running`` (queued by a previous
         owner, see :meth:`claim_run`) is finished in place, keeping its number; the others get
         new numbers, consecutive within the run. Returns the trials' numbers.
+
+        Raises:
+            RunTakenOver: ``owner`` is given and no longer drives the run; nothing is stored.
         """
         if not records:
             return []
         with self.transaction() as s:
-            self._lock_run(s, run_id)
+            self._lock_run(s, run_id, owner)
             ids = self._upsert_architectures(s, [(r.arch, r.cost) for r in records])
             open_ = self._open_trials(s, run_id, list(ids.values()))
             number = self._next_number(s, run_id)
@@ -613,17 +702,21 @@ class Store:
         candidates: Sequence[tuple[Architecture, Cost]],
         *,
         worker: str | None = None,
+        owner: str | None = None,
     ) -> list[int]:
         """Records candidates about to be evaluated; returns their trial ids.
 
         With ``worker`` the trials are ``running`` on it (attempt counted, heartbeat set);
         without, ``waiting`` for a worker to :meth:`begin_trial`. A candidate already held
         ``waiting``/``running`` keeps its row and number.
+
+        Raises:
+            RunTakenOver: ``owner`` is given and no longer drives the run.
         """
         if not candidates:
             return []
         with self.transaction() as s:
-            self._lock_run(s, run_id)
+            self._lock_run(s, run_id, owner)
             ids = self._upsert_architectures(s, candidates)
             open_ = self._open_trials(s, run_id, list(ids.values()))
             number = self._next_number(s, run_id)
@@ -678,27 +771,43 @@ class Store:
         with self.transaction() as s:
             _touch_trials(s, trial_ids, utcnow())
 
-    def release_trial(self, trial_id: int) -> None:
-        """Puts a trial whose evaluation was interrupted back to ``waiting``."""
+    def release_trial(self, trial_id: int, *, owner: str | None = None) -> None:
+        """Puts a trial whose evaluation was interrupted back to ``waiting`` (with ``owner``:
+        only while that process still drives its run)."""
         with self.transaction() as s:
-            s.execute(
-                update(TrialModel)
-                .where(TrialModel.id == trial_id, TrialModel.state.in_(ACTIVE_STATES))
-                .values(state="waiting", worker=None)
+            q = update(TrialModel).where(
+                TrialModel.id == trial_id, TrialModel.state.in_(ACTIVE_STATES)
             )
+            if owner is not None:
+                q = q.where(
+                    TrialModel.run_id.in_(select(RunModel.id).where(RunModel.owner == owner))
+                )
+            s.execute(q.values(state="waiting", worker=None))
 
     def finish_trials(
-        self, outcomes: Sequence[tuple[int, Mapping[str, float], str, str | None]]
+        self,
+        outcomes: Sequence[tuple[int, Mapping[str, float], str, str | None]],
+        *,
+        owner: str | None = None,
     ) -> list[bool]:
         """Stores ``(trial id, scores, state, error)`` of finished trials in one transaction;
         False (nothing written) for a trial finished already, so that a retried evaluation
-        never stores a trial twice."""
+        never stores a trial twice.
+
+        Raises:
+            RunTakenOver: ``owner`` is given and no longer drives a trial's run (the new owner
+                evaluates the trial again); nothing is stored.
+        """
         for _, _, state, _ in outcomes:
             if state not in FINISHED_STATES:
                 raise ValueError(f"state {state!r} is not one of {FINISHED_STATES}")
         now = utcnow()
         with self.transaction() as s:
             ids = [o[0] for o in outcomes]
+            if owner is not None:
+                runs = s.scalars(select(TrialModel.run_id).where(TrialModel.id.in_(ids))).all()
+                for run_id in sorted(set(runs)):
+                    self._lock_run(s, run_id, owner)
             rows = s.scalars(select(TrialModel).where(TrialModel.id.in_(ids)).with_for_update())
             by_id = {t.id: t for t in rows}
             out = []
@@ -723,9 +832,10 @@ class Store:
         *,
         state: str = "complete",
         error: str | None = None,
+        owner: str | None = None,
     ) -> bool:
         """:meth:`finish_trials` for one trial."""
-        return self.finish_trials([(trial_id, values, state, error)])[0]
+        return self.finish_trials([(trial_id, values, state, error)], owner=owner)[0]
 
     def trial_state(self, trial_id: int) -> tuple[str, dict[str, float], str | None]:
         """A trial's state, scores and error."""
@@ -780,13 +890,21 @@ class Store:
             )
             return {d: int(a) for d, a in rows}
 
-    def _lock_run(self, s: Session, run_id: int) -> None:
-        # Serialise numbering per run (a no-op on SQLite, whose write lock is held already).
+    def _lock_run(self, s: Session, run_id: int, owner: str | None = None) -> None:
+        """Locks the run's row for the transaction (serialising numbering per run; a no-op on
+        SQLite, whose write lock is held already) and, with ``owner``, checks that this
+        process still drives the run.
+
+        Raises:
+            RunTakenOver: another process has claimed the run (``run --resume --takeover``).
+        """
         locked = s.execute(
-            select(RunModel.id).where(RunModel.id == run_id).with_for_update()
+            select(RunModel.id, RunModel.owner).where(RunModel.id == run_id).with_for_update()
         ).first()
         if locked is None:
             raise self._no_run(run_id)
+        if owner is not None and locked.owner != owner:
+            raise RunTakenOver(run_id, locked.owner)
 
     @staticmethod
     def _next_number(s: Session, run_id: int) -> int:

@@ -139,7 +139,7 @@ class RayTasks:
             )
             self._cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         costs = [count(a) for a in archs]
-        ids = store.queue_trials(run_id, list(zip(archs, costs, strict=True)))
+        ids = store.queue_trials(run_id, list(zip(archs, costs, strict=True)), owner=beat.owner)
         if all(e.cheap for e in search.evaluators):
             size = self.chunk or min(16, max(1, math.ceil(len(archs) / self._cpus)))
         else:

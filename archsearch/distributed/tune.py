@@ -122,7 +122,9 @@ class _Driver:
             if todo:
                 assert self.run.run_id is not None
                 ids = self.store.queue_trials(
-                    self.run.run_id, [(self.batch[i], count(self.batch[i])) for i in todo]
+                    self.run.run_id,
+                    [(self.batch[i], count(self.batch[i])) for i in todo],
+                    owner=self.run.owner,
                 )
                 self.trial_ids = dict(zip(todo, ids, strict=True))
                 self.queue = todo

@@ -869,7 +869,11 @@ class Binding:
     value: float
     bound: float
     binding: bool
+    """The design itself reaches the bound (within 2%): no room left for a larger network."""
     sensitivity: float | None  # d(score)/d(log bound) of the continuous program, if modelled
+    program_binding: bool = False
+    """The bound is active in the continuous program at the design (its dual is positive),
+    although the integer design may keep some slack."""
 
 
 @dataclass
@@ -1317,8 +1321,8 @@ class DeepMAD(Strategy):
         for k, b in bounds.values.items():
             v = metrics[k]
             sens = duals.get(k)
-            binding = v >= 0.98 * b or (sens is not None and sens > 1e-6)
-            out.append(Binding(k, v, b, binding, sens))
+            active = sens is not None and sens > 1e-6
+            out.append(Binding(k, v, b, v >= 0.98 * b, sens, active))
         return out
 
     def _infeasible(self, enc: Encoding, bounds: Bounds, reason: str | None) -> BudgetError:

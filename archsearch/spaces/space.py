@@ -83,6 +83,7 @@ class SpaceSize:
 
     total: int
     feasible_fraction: float
+    samples: int = 2000
 
     @property
     def feasible(self) -> float:
@@ -91,6 +92,25 @@ class SpaceSize:
     @property
     def log10(self) -> float:
         return math.log10(max(self.feasible, 1.0))
+
+    @property
+    def upper_bound(self) -> bool:
+        """True when no sample was feasible: :attr:`log10_estimate` is then only a bound."""
+        return self.feasible_fraction == 0 and self.total > 0
+
+    @property
+    def log10_estimate(self) -> float:
+        """``log10`` of the feasible count, rounded to 2 decimals; when no sample was
+        feasible, the upper bound the sampling gives (fewer than one in ``samples``), never a
+        misleading 0."""
+        if self.upper_bound:
+            return round(math.log10(max(self.total / self.samples, 1.0)), 2)
+        return round(self.log10, 2)
+
+    @property
+    def log10_text(self) -> str:
+        """:attr:`log10_estimate` for people: ``"28.81"`` or ``"<26.64"``."""
+        return f"{'<' if self.upper_bound else ''}{self.log10_estimate:.2f}"
 
 
 @dataclass(frozen=True)
@@ -634,7 +654,7 @@ class Space:
                 ok += 1
             except NotInSpaceError:
                 pass
-        return SpaceSize(total, ok / samples)
+        return SpaceSize(total, ok / samples, samples)
 
     def describe(self) -> dict[str, Any]:
         """A summary for ``archsearch spaces show``."""

@@ -89,8 +89,15 @@ def test_run_json_output(sqlite_url: str) -> None:
         db=sqlite_url,
     )
     assert code == 0
-    rows = json.loads(out)
+    doc = json.loads(out)  # one document: the run's id, outcome and front, full digests
+    assert doc["run"] == 1 and doc["status"] == "finished" and doc["trials"] == 50
+    rows = doc["front"]
     assert rows and all(r["macs"] <= 800_000_000 and r["params"] <= 8_000_000 for r in rows)
+    assert all(len(r["digest"]) == 64 for r in rows)
+    code, out, _ = invoke("run", "--resume", "1", "--trials", "60", "-f", "csv", db=sqlite_url)
+    assert code == 0
+    header, *lines = out.splitlines()
+    assert header.startswith("run,trial,") and lines and all(x.startswith("1,") for x in lines)
 
 
 def test_runs_lists_runs(done_run: tuple[str, int]) -> None:
@@ -363,15 +370,16 @@ def test_ctrl_c_keeps_trials_and_exits_130(
     import archsearch.search as search_mod
 
     original = search_mod._evaluate
-    calls = {"n": 0}
+    calls = {"n": 0, "evaluated": 0}
 
-    def interrupt_on_fourth_batch(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def interrupt_on_fourth_chunk(search, archs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return original(*args, **kwargs)
+        calls["evaluated"] += len(archs)
+        return original(search, archs)
 
-    monkeypatch.setattr(search_mod, "_evaluate", interrupt_on_fourth_batch)
+    monkeypatch.setattr(search_mod, "_evaluate", interrupt_on_fourth_chunk)
     r = runner.invoke(
         app,
         ["run", "--score", "entropy", "--space", "hybrid", "--trials", "500", "--db", sqlite_url],
@@ -380,7 +388,8 @@ def test_ctrl_c_keeps_trials_and_exits_130(
     assert "interrupted: finished trials are kept in run 1" in r.stderr
     assert "archsearch run --resume 1" in r.stderr
     info = Store(sqlite_url).get_run(1)
-    assert info.status == "interrupted" and info.n_complete == 3 * 32
+    # every candidate evaluated before the interruption is stored, mid-batch too
+    assert info.status == "interrupted" and info.n_complete == calls["evaluated"] > 0
 
 
 def test_help_states_the_flop_convention() -> None:

@@ -69,7 +69,7 @@ def test_check_json_and_plot(profiled: str, tmp_path: Path) -> None:
         profiled,
     )
     assert code == 0, err
-    doc = json.loads(out.split("plot:")[0])
+    doc = json.loads(out)  # stdout carries the data alone; "plot: ..." goes to stderr
     assert doc["summary"]["n"] == 3 and len(doc["rows"]) == 3
     assert {"within_10pct", "mape", "spearman", "kendall", "session_ref_ms"} <= set(doc["summary"])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

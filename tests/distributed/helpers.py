@@ -58,8 +58,19 @@ class Killer(Evaluator):
         return [{"killer": float(int(a.digest[:6], 16) % 1000)} for a in archs]
 
 
+class SlowCheap(Logged):
+    """:class:`Logged` as a cheap score (stored in batches, not one trial at a time)."""
+
+    name = "slowcheap"
+    cheap = True
+    metrics: ClassVar[tuple[Metric, ...]] = (Metric("slowcheap", "max"),)
+
+    def evaluate(self, archs: Sequence[Architecture]) -> list[dict[str, float]]:
+        return [{"slowcheap": v["logged"]} for v in super().evaluate(archs)]
+
+
 def register() -> None:
-    for name, cls in (("logged", Logged), ("killer", Killer)):
+    for name, cls in (("logged", Logged), ("killer", Killer), ("slowcheap", SlowCheap)):
         if name not in EVALUATORS._items:
             EVALUATORS.register(name, cls)  # type: ignore[arg-type]
 

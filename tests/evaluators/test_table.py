@@ -175,7 +175,7 @@ def test_cli_run_with_a_table_and_a_measured_latency_bound(
         ],
     )
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["front"]
     assert rows and all(r["lat_ms_dev"] <= 4 for r in rows)
     front = runner.invoke(
         app,

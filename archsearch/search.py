@@ -66,6 +66,17 @@ README's Scores section), ahead of DeepMAD's entropy."""
 DEFAULT_OBJECTIVE = f"{DEFAULT_SCORE}:max"
 
 
+MAX_SCORED_UNTIL_FEASIBLE = 100
+"""Candidates scored for a constraint (``--constraint "naswot > 900"``) before the first one
+that passes; beyond, the constraint counts as out of reach and the run is refused (see
+:class:`Gate`). Costs alone are checked on thousands of proposals in milliseconds."""
+
+
+class Hopeless(Exception):
+    """Raised by :class:`Gate` when no scored candidate has met the constraints in
+    :data:`MAX_SCORED_UNTIL_FEASIBLE` tries."""
+
+
 class Gate:
     """The cheap feasibility test every candidate passes before evaluation.
 
@@ -88,8 +99,26 @@ class Gate:
         self.cheapest: Cost | None = None
         self.lowest: dict[str, float] = {}
         self.checked = 0
+        self.scored = 0
+        """Candidates checked with a score (the costly checks)."""
+        self.passed = 0
 
     def __call__(self, arch: Architecture) -> bool:
+        """Whether ``arch`` meets the budget and the constraints.
+
+        Raises:
+            Hopeless: :data:`MAX_SCORED_UNTIL_FEASIBLE` candidates were scored for a
+                constraint and none has passed yet: the constraint is out of reach (a bound
+                nothing meets), and checking the space's thousands of proposals with a score
+                would take minutes to say so.
+        """
+        ok = self._check(arch)
+        self.passed += ok
+        if not self.passed and self.scored >= MAX_SCORED_UNTIL_FEASIBLE:
+            raise Hopeless
+        return ok
+
+    def _check(self, arch: Architecture) -> bool:
         self.checked += 1
         cost = count(arch)
         if not self.budget.admits(cost):
@@ -102,6 +131,7 @@ class Gate:
         if not self.constraints:
             return True
         values: dict[str, float] = {k: float(v) for k, v in cost.as_dict().items()}
+        self.scored += bool(self._evaluators)
         for ev in self._evaluators:
             values.update(ev.evaluate([arch])[0])
         if all(c.evaluate(values) for c in self.constraints):
@@ -739,7 +769,10 @@ class RunInProgress:
         search = self.search
         limit = search.n_trials
         n = search.batch_size if limit is None else min(search.batch_size, limit - self.asked)
-        batch = search.strategy.ask(n)
+        try:
+            batch = search.strategy.ask(n)
+        except Hopeless:
+            batch = []
         if not batch:
             if self.run_id is None or (self.asked == 0 and not self.prior):
                 raise _no_candidate(search)

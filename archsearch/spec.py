@@ -116,6 +116,12 @@ class Block:
         params = data.get("params") or {}
         if not isinstance(params, Mapping):
             raise SpecError(f"{where}: params must be a mapping, got {_shown(params)}")
+        for key, value in params.items():
+            if not isinstance(key, str) or not isinstance(value, bool | int | float | str):
+                raise SpecError(
+                    f"{where}: parameter {_shown(key)} must be a name with a number, true/false "
+                    f"or a word as its value, got {_shown(value)}"
+                )
         try:
             return cls(str(data["type"]), data["out_channels"], Params(params))
         except SpecError as e:

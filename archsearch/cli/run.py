@@ -71,8 +71,15 @@ def parse_options(items: list[str], *, what: str = "--option") -> dict[str, Any]
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"{what}: {item!r} must look like name=value, e.g. population=64")
-        out[key.strip()] = yaml.safe_load(value)
+            raise UserError(f"{what}: {item[:60]!r} must look like name=value, e.g. population=64")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except (yaml.YAMLError, RecursionError) as e:
+            problem = getattr(e, "problem", None) or type(e).__name__
+            raise UserError(
+                f"{what}: the value of {key.strip()[:40]!r} is not a YAML value ({problem}); "
+                "write a number, a word, true/false or a [list]"
+            ) from None
     return out
 
 
@@ -315,7 +322,7 @@ def run(
 
 def build_search(
     *,
-    space: str | None,
+    space: str | None = None,
     budget: list[str] | None = None,
     strategy: str | None = None,
     objectives: str | None = None,
@@ -390,7 +397,7 @@ def build_search(
         constraints=constraints,
         n_trials=trials if trials is not None else DEFAULTS["trials"],
         time_limit=time_limit,
-        batch_size=batch_size or DEFAULTS["batch_size"],
+        batch_size=batch_size if batch_size is not None else DEFAULTS["batch_size"],
         seed=seed if seed is not None else DEFAULTS["seed"],
         init=init or [],
         evaluator_options=options,
@@ -571,7 +578,7 @@ def _ray_options(
         return None
     if max_concurrent is not None and max_concurrent < 1:
         raise UserError(f"--max-concurrent: {max_concurrent} must be at least 1")
-    if cpus <= 0 or gpus < 0:
+    if not (cpus > 0 and gpus >= 0):  # NaN fails too
         raise UserError(
             f"--cpus-per-trial {cpus} / --gpus-per-trial {gpus}: CPUs must be positive and "
             "GPUs not negative"

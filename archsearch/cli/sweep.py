@@ -38,6 +38,12 @@ def sweep(
         int,
         typer.Option(help="Retries of a run whose worker died (it resumes from the database)."),
     ] = 2,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Only check the file and list its runs; start nothing (no Ray)."
+        ),
+    ] = False,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
@@ -54,6 +60,11 @@ def sweep(
         raise UserError(f"--max-concurrent: {max_concurrent} must be at least 1")
     if retries < 0:
         raise UserError(f"--retries: {retries} must be 0 or more")
+    if not (cpus_per_run > 0 and gpus_per_run >= 0):  # NaN fails too
+        raise UserError(
+            f"--cpus-per-run {cpus_per_run} / --gpus-per-run {gpus_per_run}: CPUs must be "
+            "positive and GPUs not negative"
+        )
     checking = Progress(
         TextColumn("[bold]checking the sweep's runs"),
         BarColumn(),
@@ -74,6 +85,19 @@ def sweep(
     finally:
         if checking.live.is_started:
             checking.stop()
+    if check:
+        rows = [
+            {
+                "point": i,
+                "where": p.where,
+                "settings": " ".join(f"{k}={v}" for k, v in sorted(p.settings.items())),
+            }
+            for i, p in enumerate(spec.points)
+        ]
+        emit(rows, ["point", "where", "settings"], fmt, title=f"sweep {spec.name}: checked")
+        if fmt is Format.table:
+            console.print(f"sweep {spec.name}: {len(rows)} runs, all valid; nothing started")
+        return
     cluster = connect(address)
     url = worker_url(db, cluster)
     store = Store(url)

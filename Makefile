@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint pytest bench bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet clean
+.PHONY: install run test lint pytest fuzz bench bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadgroup
+
+# The fuzz suite's long run: 1000 hostile inputs per parser (tests/fuzz), about an hour.
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest tests/fuzz -n auto --hypothesis-profile fuzz -o timeout=0 -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cost_model.py

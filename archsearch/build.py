@@ -4,12 +4,55 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from archsearch.spec import Architecture
+from archsearch.blocks import Shape
+from archsearch.cost.counting import count
+from archsearch.cost.units import format_si
+from archsearch.errors import SpecError
+from archsearch.limits import MAX_BUILD_PARAMS, MAX_FORWARD_BYTES
+from archsearch.spec import Architecture, Block
 
 if TYPE_CHECKING:
     from torch import nn
 
     from archsearch.blocks.layers import Network
+
+
+def check_memory(arch: Architecture, *, batch: int | None = None) -> None:
+    """Refuses, before anything is allocated, a network too large to build
+    (:data:`~archsearch.limits.MAX_BUILD_PARAMS` parameters) or, with ``batch``, to run a
+    forward pass of (:data:`~archsearch.limits.MAX_FORWARD_BYTES` of activations).
+
+    Raises:
+        SpecError: the bound and the network's exact count (``archsearch count`` gives it).
+    """
+    cost = count(arch)
+    if cost.params > MAX_BUILD_PARAMS:
+        raise SpecError(
+            f"{arch.digest[:12]}: {format_si(cost.params)} parameters; archsearch builds networks "
+            f"of at most {format_si(MAX_BUILD_PARAMS)} ({MAX_BUILD_PARAMS * 4 / 1e9:.0f} GB in "
+            "float32)"
+        )
+    if batch is not None and cost.activation_bytes * batch > MAX_FORWARD_BYTES:
+        raise SpecError(
+            f"{arch.digest[:12]}: a forward pass of batch {batch} needs "
+            f"{cost.activation_bytes * batch / 1024**3:.1f} GiB of activations; at most "
+            f"{MAX_FORWARD_BYTES / 1024**3:.0f} GiB: use a smaller input or batch"
+        )
+
+
+def check_block_memory(block: Block, shape: Shape, *, batch: int = 1) -> None:
+    """:func:`check_memory` for one block at input ``shape`` (latency profiling).
+
+    Raises:
+        SpecError: the block is too large to build or to run.
+    """
+    cost = block.family.cost(shape, block.out_channels, block.params)
+    if cost.params > MAX_BUILD_PARAMS or cost.activation_bytes * batch > MAX_FORWARD_BYTES:
+        raise SpecError(
+            f"block {block.type} at input {list(shape)}: {format_si(cost.params)} parameters and "
+            f"{cost.activation_bytes * batch / 1024**3:.1f} GiB of activations; at most "
+            f"{format_si(MAX_BUILD_PARAMS)} and {MAX_FORWARD_BYTES / 1024**3:.0f} GiB"
+        )
 
 
 def build(arch: Architecture) -> Network:
@@ -18,8 +61,14 @@ def build(arch: Architecture) -> Network:
     The module is an :class:`archsearch.blocks.layers.Network` with attributes ``stem``,
     ``stages`` (each an ``nn.Sequential`` of the downsample, if any, and the blocks) and
     ``head``. Build under ``torch.device("meta")`` to get its shapes and counts without memory.
+
+    Raises:
+        SpecError: the network has more than :data:`~archsearch.limits.MAX_BUILD_PARAMS`
+            parameters.
     """
     from torch import nn
+
+    check_memory(arch)
 
     from archsearch.blocks.layers import Network
 

@@ -20,6 +20,7 @@ different counts, mismatched image shapes, fewer than two classes.
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from archsearch.errors import UserError
+from archsearch.limits import MAX_CLASSES, MAX_DATA_BYTES, MAX_INPUT_ELEMENTS
 
 KINDS = ("idx", "npz", "folder")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -197,9 +199,14 @@ def read_idx(path: Path, *, ndim: int, ref: str) -> np.ndarray[Any, Any]:
     opener: Any = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:
-        raise UserError(f"--data {ref}: cannot read {path}: {e}") from e
+            raw = f.read(MAX_DATA_BYTES + 1)  # a gzip bomb stops here
+    except (OSError, EOFError, zlib.error) as e:
+        raise UserError(f"--data {ref}: cannot read {path}: {e}") from None
+    if len(raw) > MAX_DATA_BYTES:
+        raise UserError(
+            f"--data {ref}: {path.name} holds more than {MAX_DATA_BYTES / 1024**3:.0f} GiB; "
+            "archsearch keeps datasets in memory: use a subset"
+        )
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise UserError(
             f"--data {ref}: {path.name} is not an IDX file (header {raw[:4].hex() or 'empty'}); "
@@ -245,7 +252,7 @@ def _load_idx(directory: Path, ref: str) -> Dataset:
         pairs.append((x, y))
     (xtr, ytr), (xt, yt) = pairs
     assert xtr is not None and ytr is not None
-    n = int(max(ytr.max(), yt.max() if yt is not None else 0)) + 1
+    n = _class_count(ref, ytr, yt)
     return Dataset(ref, xtr, ytr, xt, yt, tuple(str(i) for i in range(n)))
 
 
@@ -274,15 +281,40 @@ def _labels(a: np.ndarray[Any, Any], what: str, ref: str) -> np.ndarray[Any, Any
             f"--data {ref}: {what} must be a 1-d array of integer class labels; got "
             f"{a.dtype} of shape {a.shape}"
         )
+    if len(a) and int(a.max()) >= MAX_CLASSES:  # negative labels: see _check
+        raise UserError(
+            f"--data {ref}: {what} range up to {int(a.max())}; class labels are at most "
+            f"{MAX_CLASSES - 1:,}"
+        )
     return a.astype(np.int64)
+
+
+def _class_count(ref: str, *labels: np.ndarray[Any, Any] | None) -> int:
+    """The number of classes: one more than the largest label (bounded, and never negative)."""
+    top = max((int(y.max()) for y in labels if y is not None and len(y)), default=0)
+    if top >= MAX_CLASSES:
+        raise UserError(
+            f"--data {ref}: the largest label is {top}; at most {MAX_CLASSES:,} classes"
+        )
+    return top + 1
 
 
 def _load_npz(path: Path, ref: str) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as f:
+            # the sizes the archive declares, before anything is decompressed (zip bombs)
+            size = sum(i.file_size for i in f.zip.infolist())
+            if size > MAX_DATA_BYTES:
+                raise UserError(
+                    f"--data {ref}: {path.name} unpacks to {size:,} bytes; archsearch keeps "
+                    f"datasets in memory, at most {MAX_DATA_BYTES / 1024**3:.0f} GiB"
+                )
             arrays = {k: f[k] for k in f.files}
+    except UserError:
+        raise
     except Exception as e:  # zipfile, pickle and value errors alike mean a corrupt file
-        raise UserError(f"--data {ref}: cannot read {path} as .npz: {e}") from e
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise UserError(f"--data {ref}: cannot read {path} as .npz: {first}") from None
     for key in ("x", "y"):
         if key not in arrays:
             raise UserError(
@@ -294,7 +326,7 @@ def _load_npz(path: Path, ref: str) -> Dataset:
     yt = _labels(arrays["y_test"], "y_test", ref) if "y_test" in arrays else None
     if (xt is None) != (yt is None):
         raise UserError(f"--data {ref}: give both x_test and y_test, or neither")
-    n = int(max(y.max(), yt.max() if yt is not None and len(yt) else 0)) + 1
+    n = _class_count(ref, y, yt)
     return Dataset(ref, x, y, xt, yt, tuple(str(i) for i in range(n)))
 
 
@@ -309,6 +341,7 @@ def _read_folder(
     images: list[np.ndarray[Any, Any]] = []
     labels: list[int] = []
     first: tuple[Path, tuple[int, ...]] | None = None
+    total = 0
     for label, name in enumerate(classes):
         folder = root / name
         if not folder.is_dir():
@@ -318,9 +351,23 @@ def _read_folder(
                 continue
             try:
                 with Image.open(f) as im:
+                    if im.width * im.height > MAX_INPUT_ELEMENTS:
+                        raise UserError(
+                            f"--data {ref}: {f} is {im.width}x{im.height} pixels; at most "
+                            f"{MAX_INPUT_ELEMENTS:,} per image"
+                        )
                     a = np.asarray(im.convert("L" if im.mode in ("1", "L", "I;16") else "RGB"))
-            except OSError as e:
-                raise UserError(f"--data {ref}: cannot read image {f}: {e}") from e
+            except UserError:
+                raise
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+                raise UserError(f"--data {ref}: cannot read image {f}: {e}") from None
+            total += a.nbytes
+            if total > MAX_DATA_BYTES:
+                raise UserError(
+                    f"--data {ref}: the images under {root} exceed "
+                    f"{MAX_DATA_BYTES / 1024**3:.0f} GiB; archsearch keeps datasets in memory: "
+                    "use a subset"
+                )
             if first is None:
                 first = (f, a.shape)
             elif a.shape != first[1]:

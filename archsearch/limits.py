@@ -33,6 +33,9 @@ MAX_BUILD_PARAMS = 2_000_000_000
 MAX_FORWARD_BYTES = 8 * 1024**3
 """Activation memory of one forward pass archsearch runs (timing, proxies, training):
 ``count(arch).activation_bytes`` times the batch."""
+MAX_DATA_BYTES = 8 * 1024**3
+"""A dataset held in memory (``--data``): images decompressed, at most 8 GiB; checked before
+decompressing where the format declares sizes (npz), while reading elsewhere (gzip, images)."""
 MAX_INT = 2**31 - 1
 """Trials, seeds and other counts stored as the databases' 32-bit INTEGER."""
 MAX_BATCH = 10_000

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from archsearch.blocks import Shape
-from archsearch.build import build
+from archsearch.build import build, check_block_memory, check_memory
 from archsearch.cost.counting import count
 from archsearch.cost.devices import Device, Runner
 from archsearch.cost.latency import (
@@ -111,6 +111,8 @@ def profile(
         reference = reference_runner(device)
         for i in range(0, len(pending), chunk):
             part = pending[i : i + chunk]
+            for _, (b, s, _) in part:
+                check_block_memory(b, s, batch=device.batch)
             runners = [
                 device.runner(b.family.build(s, b.out_channels, b.params), s, layout)
                 for _, (b, s, layout) in part
@@ -223,6 +225,8 @@ def measure_networks(
         reference = reference_runner(device)
         for i in range(0, len(archs), chunk):
             part = archs[i : i + chunk]
+            for a in part:
+                check_memory(a, batch=device.batch)
             runners = [device.runner(build(a), a.input_shape) for a in part]
             out += measure_interleaved(
                 runners, device.time_once, warmup=warmup, repeats=repeats, reference=reference

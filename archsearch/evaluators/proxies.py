@@ -158,7 +158,7 @@ class Proxy(Evaluator):
         """The seeded network and the batch (images, labels) this proxy scores it on."""
         import torch
 
-        from archsearch.build import build
+        from archsearch.build import build, check_memory
 
         if self.data is not None:
             from archsearch.data import load_dataset
@@ -174,6 +174,7 @@ class Proxy(Evaluator):
             g = torch.Generator().manual_seed(self.seed)
             x = torch.randn((self.batch, *shape), generator=g)
             y = torch.randint(0, arch.num_classes, (self.batch,), generator=g)
+        check_memory(arch, batch=len(x))
         torch.manual_seed(self.seed)
         model = build(arch)
         return model, x, y

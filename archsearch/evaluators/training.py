@@ -398,12 +398,13 @@ class Train(Evaluator):
     def evaluate(self, archs: Sequence[Architecture]) -> list[dict[str, float]]:
         import torch
 
-        from archsearch.build import build
+        from archsearch.build import build, check_memory
 
         ds = self.dataset
         out = []
         for arch in archs:
             net_arch = arch.with_input(ds.shape, ds.num_classes)
+            check_memory(net_arch, batch=self.recipe.batch_size)
             threads = torch.get_num_threads()
             with torch.random.fork_rng():
                 torch.manual_seed(self.recipe.seed)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from torch import Tensor, nn
 
 from archsearch.blocks import Shape, get_block
 from archsearch.errors import NotInSpaceError, UserError
+from archsearch.limits import MAX_BUILD_PARAMS
 from archsearch.spaces import Space
 from archsearch.spaces.space import LayerOptions, _resolve
 from archsearch.spec import Architecture, Block, Params
@@ -234,6 +236,12 @@ class Supernet(nn.Module):
                 is_buffer[key] = name in buffers
                 if key not in source or t.numel() > source[key][0]:
                     source[key] = (t.numel(), slot, block, shape, name)
+        total = sum(math.prod(v) for v in shapes.values())
+        if total > MAX_BUILD_PARAMS:
+            raise SupernetError(
+                f"the supernet of space {space.name!r} would hold {total:,} values; at most "
+                f"{MAX_BUILD_PARAMS:,} (8 GB in float32): narrow the space's widths or depths"
+            )
         self.keys: list[str] = sorted(shapes)
         self._index = {k: i for i, k in enumerate(self.keys)}
         self.weights = nn.ParameterList()

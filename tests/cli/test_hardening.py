@@ -372,3 +372,44 @@ def test_space_sizes_agree_between_list_and_show() -> None:
     listed = {r["name"]: r["log10_size"] for r in json.loads(out)}
     code, out, _ = invoke("spaces", "show", "convnet", "-f", "json")
     assert listed["convnet"] == json.loads(out)["size"]["log10_feasible"] > 20
+
+
+def test_dataset_bombs_are_refused_before_they_fill_memory(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+
+    from PIL import Image
+
+    import archsearch.data as data
+
+    monkeypatch.setattr(data, "MAX_DATA_BYTES", 100_000)
+    monkeypatch.setattr(data, "MAX_INPUT_ELEMENTS", 100)
+    data._load.cache_clear()
+    base = ["run", "--space", str(TINY), "--score", "train", "--trials", "1"]
+    np.savez_compressed(
+        tmp_path / "zip.npz", x=np.zeros((1000, 1, 16, 16), np.uint8), y=np.zeros(1000, np.int64)
+    )
+    assert (tmp_path / "zip.npz").stat().st_size < 10_000  # 256 kB unpacked
+    code, _, err = invoke(*base, "--data", f"npz:{tmp_path / 'zip.npz'}", db=sqlite_url)
+    assert one_line(code, err) and "unpacks to" in err, err
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    header = bytes([0, 0, 8, 3]) + (2000).to_bytes(4, "big") + (16).to_bytes(4, "big") * 2
+    with gzip.open(idx / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(header + bytes(2000 * 256))
+    with gzip.open(idx / "train-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(bytes([0, 0, 8, 1]) + (2000).to_bytes(4, "big") + bytes(2000))
+    code, _, err = invoke(*base, "--data", f"idx:{idx}", db=sqlite_url)
+    assert one_line(code, err) and "archsearch keeps datasets in memory" in err, err
+    np.savez(
+        tmp_path / "labels.npz", x=np.zeros((4, 8, 8), np.uint8), y=np.array([0, 1, 0, 10**9])
+    )
+    code, _, err = invoke(*base, "--data", f"npz:{tmp_path / 'labels.npz'}", db=sqlite_url)
+    assert one_line(code, err) and "class labels are at most" in err, err
+    for c in ("a", "b"):
+        (tmp_path / "img" / c).mkdir(parents=True)
+        Image.new("L", (20, 20)).save(tmp_path / "img" / c / "1.png")
+    code, _, err = invoke(*base, "--data", f"folder:{tmp_path / 'img'}", db=sqlite_url)
+    assert one_line(code, err) and "20x20 pixels; at most 100" in err, err
+    data._load.cache_clear()

@@ -66,8 +66,9 @@ def _child(request: dict, out_path: str, err_path: str) -> None:  # type: ignore
 
 
 def serve() -> None:
-    import archsearch.cli  # noqa: F401  (imported once, before forking)
     import torch  # noqa: F401
+
+    import archsearch.cli  # noqa: F401  (imported once, before forking)
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     for line in sys.stdin:

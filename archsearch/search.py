@@ -102,6 +102,11 @@ class Gate:
         self.scored = 0
         """Candidates checked with a score (the costly checks)."""
         self.passed = 0
+        self.give_up = True
+        """False where every candidate must be checked (a benchmark's ground truth)."""
+        self.on_check: Callable[[int, int], None] | None = None
+        """Called with ``(checked, passed)`` after each scored check: a progress display
+        while a run looks for candidates that meet a constraint on a score."""
 
     def __call__(self, arch: Architecture) -> bool:
         """Whether ``arch`` meets the budget and the constraints.
@@ -112,9 +117,12 @@ class Gate:
                 nothing meets), and checking the space's thousands of proposals with a score
                 would take minutes to say so.
         """
+        scored = self.scored
         ok = self._check(arch)
         self.passed += ok
-        if not self.passed and self.scored >= MAX_SCORED_UNTIL_FEASIBLE:
+        if self.on_check is not None and self.scored > scored:
+            self.on_check(self.scored, self.passed)
+        if self.give_up and not self.passed and self.scored >= MAX_SCORED_UNTIL_FEASIBLE:
             raise Hopeless
         return ok
 

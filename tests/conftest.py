@@ -31,10 +31,10 @@ settings.register_profile(
     "ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("explore", deadline=None, max_examples=500)
-# The fuzz suite's long run: `pytest tests/fuzz --hypothesis-profile fuzz` (1000 examples per
+# The fuzz suite's long run: `pytest tests/fuzz --hypothesis-profile fuzz` (300 examples per
 # parser instead of the default run's 10).
 settings.register_profile(
-    "fuzz", deadline=None, max_examples=1000, suppress_health_check=list(HealthCheck)
+    "fuzz", deadline=None, max_examples=300, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -305,7 +305,15 @@ def count(
     from archsearch.cost import count_layers
     from archsearch.evaluators import deepmad_entropy
 
-    arch = Architecture.from_json(sys.stdin.read()) if spec == "-" else Architecture.load(spec)
+    if spec == "-":
+        from archsearch.files import MAX_TEXT_BYTES, decode
+
+        raw = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1)
+        if len(raw) > MAX_TEXT_BYTES:
+            raise UserError(f"count -: the spec on stdin is larger than {MAX_TEXT_BYTES:,} bytes")
+        arch = Architecture.from_json(decode(raw, what="count -"))
+    else:
+        arch = Architecture.load(spec)
     total = count_arch(arch)
     rows: list[dict[str, Any]] = []
     if per_block:

@@ -605,6 +605,7 @@ def _run_with_progress(
         TimeElapsedColumn(),
         TextColumn("best {task.fields[best]}"),
         console=err_console,
+        transient=True,  # gone when the run ends: an error after it stays one line
     )
     task = bar.add_task("search", total=search.n_trials, run="", best="-")
     current = {"run": run_id}
@@ -625,6 +626,24 @@ def _run_with_progress(
     for ev in search.evaluators:
         if not ev.cheap:
             ev.on_step = on_step
+
+    gate: dict[str, Any] = {}
+
+    def on_check(scored: int, passed: int) -> None:
+        # Shown while a constraint on a score is checked (each check computes the score).
+        if not err_console.is_terminal:
+            return  # a log gets the outcome, not a spinner (and an error stays one line)
+        if "task" not in gate:
+            if not bar.live.is_started:
+                bar.start()
+            gate["task"] = bar.add_task("gate", total=None, run="", best="")
+        bar.update(
+            gate["task"],
+            completed=scored,
+            run=f"{current['run'] or '-'} constraints: {scored} scored, {passed} met",
+        )
+
+    search.gate.on_check = on_check
 
     def on_progress(p: SearchProgress) -> None:
         if not bar.live.is_started:

@@ -7,7 +7,7 @@ options, numeric flags), runs the command in a forked child with a memory and ti
 exit 0 or 2, one line on failure, never a traceback or a hang, and no stored row changed.
 
 The default run draws a few examples per parser (seconds each); a long run:
-``pytest tests/fuzz --hypothesis-profile fuzz`` (1000 per parser; see the README).
+``pytest tests/fuzz --hypothesis-profile fuzz`` (300 per parser; see the README).
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ def workdir(seeded: Path) -> Iterator[tuple[Path, str, dict[str, set[tuple[objec
         yield folder, f"sqlite:///{db}", snapshot(db)
 
 
+TINY = str(FIXTURES / "tiny_space.yaml")
 SPACE = yaml.safe_load((FIXTURES / "tiny_space.yaml").read_text())
 SPEC = yaml.safe_load((FIXTURES / "deepmad_r50.yaml").read_text())
 
@@ -237,7 +238,7 @@ def test_where_and_objectives(cli: CliServer, seeded: Path, where: str, objectiv
         out = cli("pareto", "--run", "1", "--objectives", objectives, "--db", url, cwd=folder)
         check(out, before, folder / "fuzz.db")
         out = cli(
-            "run", "--space", "hybrid", "--score", "entropy", "--trials", "2", "--constraint",
+            "run", "--space", TINY, "--score", "entropy", "--trials", "2", "--constraint",
             where, "--db", url, cwd=folder,
         )  # fmt: skip
         check(out, before, folder / "fuzz.db")
@@ -353,7 +354,7 @@ OPTION_VALUES = st.one_of(
 def test_strategy_score_and_device_options(
     cli: CliServer, seeded: Path, strategy_option: str, score_option: str, device_option: str
 ) -> None:
-    tiny = str(FIXTURES / "tiny_space.yaml")
+    tiny = TINY
     with workdir(seeded) as (folder, url, before):
         out = cli(
             "run", "--space", tiny, "--score", "entropy", "--trials", "3", "-O", strategy_option,

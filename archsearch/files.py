@@ -23,15 +23,19 @@ from typing import Any
 import yaml
 
 from archsearch.errors import UserError
+from archsearch.limits import MAX_TABLE_BYTES, MAX_TEXT_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
 
-MAX_TEXT_BYTES = 16 * 1024 * 1024
-"""The largest space, spec or sweep file read (16 MiB; the built-in spaces are < 10 KiB)."""
-MAX_TABLE_BYTES = 512 * 1024 * 1024
-"""The largest CSV table read (512 MiB; NAS-Bench-201's with latencies is 3.6 MB)."""
-MAX_YAML_NODES = 1_000_000
-"""The most values a YAML document may hold once its aliases are expanded."""
-MAX_YAML_DEPTH = 100
-"""The deepest nesting of mappings and lists in a YAML document."""
+__all__ = [
+    "MAX_TABLE_BYTES",
+    "MAX_TEXT_BYTES",
+    "decode",
+    "exists",
+    "is_file",
+    "parse_yaml",
+    "read_bytes",
+    "read_text",
+    "short",
+]
 
 
 def describe_os_error(e: OSError) -> str:

@@ -11,6 +11,14 @@ channels) and below what a 24 GB machine can hold.
 
 from __future__ import annotations
 
+MAX_TEXT_BYTES = 16 * 1024 * 1024
+"""The largest space, spec or sweep file read (16 MiB; the built-in spaces are < 10 KiB)."""
+MAX_TABLE_BYTES = 512 * 1024 * 1024
+"""The largest CSV table read (512 MiB; NAS-Bench-201's with latencies is 3.6 MB)."""
+MAX_YAML_NODES = 1_000_000
+"""The most values a YAML document may hold once its aliases are expanded."""
+MAX_YAML_DEPTH = 100
+"""The deepest nesting of mappings and lists in a YAML document."""
 MAX_DEPTH = 1_000
 """Blocks per stage (a space's depth choices, a spec's blocks and ``repeat``)."""
 MAX_STAGES = 64

@@ -105,8 +105,8 @@ class Gate:
         self.give_up = True
         """False where every candidate must be checked (a benchmark's ground truth)."""
         self.on_check: Callable[[int, int], None] | None = None
-        """Called with ``(checked, passed)`` after each scored check: a progress display
-        while a run looks for candidates that meet a constraint on a score."""
+        """Called with ``(scored, passed)`` after each check that computed a score: a
+        progress display while a run looks for candidates that meet a constraint on one."""
 
     def __call__(self, arch: Architecture) -> bool:
         """Whether ``arch`` meets the budget and the constraints.

@@ -1,7 +1,9 @@
 """The ``archsearch`` command: a typer app, one module per command group.
 
-Every command is a thin wrapper over the library API. User errors print one line on stderr
-and exit with code 2; Ctrl-C during ``run`` keeps finished trials and exits with 130.
+Every command is a thin wrapper over the library API. User errors (usage errors included)
+print one line on stderr and exit with code 2; an unexpected error prints one line saying it
+is a bug (``$ARCHSEARCH_DEBUG=1`` shows the traceback) and exits with 1. Ctrl-C during ``run``
+keeps every evaluated candidate and exits with 130; SIGTERM does the same and exits with 143.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def main() -> None:
     error ends in a traceback (:func:`archsearch.cli.common.error_line`)."""
     install_signal_handlers()
     try:
-        app()
+        app(prog_name="archsearch")
     except KeyboardInterrupt as e:  # outside a command that handles it
         typer.echo("interrupted", err=True)
         sys.exit(interrupt_code(e))

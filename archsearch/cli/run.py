@@ -412,7 +412,6 @@ def _option_takers(
     """The scores a run computes, whether named by --score or implied: by the objectives
     (the default one, naswot:max, included) and constraints; score options go to these."""
     from archsearch.evaluators import evaluator_for
-    from archsearch.search import DEFAULT_OBJECTIVE
     from archsearch.solvers import strategy_class
 
     implied = objectives
@@ -646,9 +645,11 @@ def _run_with_progress(
     search.gate.on_check = on_check
 
     def on_progress(p: SearchProgress) -> None:
+        current["run"] = p.run_id  # known from the run's creation on (for Ctrl-C's message)
+        if not p.done and not bar.live.is_started:
+            return
         if not bar.live.is_started:
             bar.start()  # only once trials exist, so that early errors print one line
-        current["run"] = p.run_id
         best = p.best.get(first.name)
         shown = f"{first.name}={best:.5g}" if best is not None else "-"
         bar.update(task, completed=p.done, run=p.run_id, best=shown)

@@ -182,7 +182,7 @@ def test_files_that_are_not_utf8_or_have_impossible_names(tmp_path: Path, sqlite
         assert one_line(code, err), (args[0], err)
 
 
-def test_numbers_beyond_the_databases_ranges(sqlite_url: str) -> None:
+def test_numbers_beyond_the_databases_ranges(db_url: str) -> None:
     base = ["run", "--space", "hybrid", "--score", "entropy", "--trials", "2"]
     for extra, message in (
         (["--budget", "1e99999999FLOP"], "out of range"),
@@ -197,24 +197,20 @@ def test_numbers_beyond_the_databases_ranges(sqlite_url: str) -> None:
         (["--batch-size", str(10**9)], "--batch-size"),
         (["--resume", str(2**40)], "there is no run"),
     ):
-        code, _, err = invoke(
-            *(base if extra[0] != "--resume" else ["run"]), *extra, db=sqlite_url
-        )
+        code, _, err = invoke(*(base if extra[0] != "--resume" else ["run"]), *extra, db=db_url)
         assert one_line(code, err) and message in err, (extra, err)
-    code, _, err = invoke(*base, db=sqlite_url)
+    code, _, err = invoke(*base, db=db_url)
     assert code == 0, err
     for where in (f"params < {10**30}", "params < 1e99999", "macs > -1e400k"):
-        code, out, err = invoke(
-            "pareto", "--run", "1", "--where", where, "-f", "json", db=sqlite_url
-        )
+        code, out, err = invoke("pareto", "--run", "1", "--where", where, "-f", "json", db=db_url)
         assert code == 0, (where, err)
     code, _, err = invoke(
-        "pareto", "--run", "1", "--where", " and ".join(["params<5M"] * 500), db=sqlite_url
+        "pareto", "--run", "1", "--where", " and ".join(["params<5M"] * 500), db=db_url
     )
     assert one_line(code, err) and "comparisons" in err
-    code, _, err = invoke("pareto", "--run", "1", "--limit", "-5", db=sqlite_url)
+    code, _, err = invoke("pareto", "--run", "1", "--limit", "-5", db=db_url)
     assert one_line(code, err) and "--limit" in err
-    code, _, err = invoke("pareto", "--run", str(2**63), db=sqlite_url)
+    code, _, err = invoke("pareto", "--run", str(2**63), db=db_url)
     assert one_line(code, err)
 
 

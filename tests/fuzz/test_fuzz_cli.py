@@ -391,10 +391,12 @@ FLAG_VALUES = st.one_of(
 def test_numeric_flags(
     cli: CliServer, seeded: Path, flag: str, value: str, listing: list[str]
 ) -> None:
+    # A valid --trials 95449 is real work, not a hang: the time limit bounds it.
+    limit = [] if flag == "--time-limit" else ["--time-limit", "5"]
     with workdir(seeded) as (folder, url, before):
         out = cli(
-            "run", "--space", "hybrid", "--score", "entropy", "--trials", "2", flag, value,
-            "--db", url, cwd=folder, timeout=90,
+            "run", "--space", "hybrid", "--score", "entropy", "--trials", "2", *limit, flag,
+            value, "--db", url, cwd=folder, timeout=90,
         )  # fmt: skip
         check(out, before, folder / "fuzz.db")
         out = cli(*listing, value, "--db", url, cwd=folder)

@@ -15,9 +15,8 @@ FLOP convention: one multiply-accumulate counts as one FLOP, as the seed papers 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from archsearch import zoo
+from archsearch._version import __version__
 from archsearch.blocks import Cost, get_block, list_blocks
 from archsearch.build import build
 from archsearch.cost import Budget, count, count_layers, parse_budget

@@ -36,8 +36,8 @@ from archsearch.db import Store
 from archsearch.errors import UserError
 from archsearch.evaluators import COST_METRICS, Table
 from archsearch.pareto import hypervolume, non_dominated_ranks, to_minimisation
-from archsearch.search import Search, configure, optimize
-from archsearch.solvers import Objective, parse_objectives
+from archsearch.search import Search, configure, optimize, parse_objectives
+from archsearch.solvers import Objective
 from archsearch.spaces import Space
 from archsearch.spec import Architecture
 
@@ -204,9 +204,7 @@ def ground_truth(
         keys.append(key)
         rows.append([float(values[o.name]) for o in objectives])
     if not rows:
-        raise UserError(
-            "--budget/--constraint: no member of the table is feasible; relax the bounds"
-        )
+        raise UserError("budget/constraint: no member of the table is feasible; relax the bounds")
     v = to_minimisation(rows, [o.direction for o in objectives])
     finite = np.all(np.isfinite(v), axis=1)
     best_min = float(v[finite, 0].min())

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from archsearch.blocks import Shape
-from archsearch.cost.counting import count
-from archsearch.cost.units import format_si
 from archsearch.errors import SpecError
 from archsearch.limits import MAX_BUILD_PARAMS, MAX_FORWARD_BYTES
 from archsearch.spec import Architecture, Block
@@ -17,27 +15,44 @@ if TYPE_CHECKING:
     from archsearch.blocks.layers import Network
 
 
+def _params(arch: Architecture) -> int:
+    """The network's exact parameter count, from its families' cost rules (what
+    ``archsearch.count`` sums, without the cost package's caches)."""
+    return sum(
+        layer.family.cost(layer.in_shape, layer.block.out_channels, layer.block.params).params
+        for layer in arch.layers
+    )
+
+
+def _activations(arch: Architecture) -> int:
+    return sum(
+        layer.family.cost(layer.in_shape, layer.block.out_channels, layer.block.params).activations
+        for layer in arch.layers
+    )
+
+
 def check_memory(arch: Architecture, *, batch: int | None = None) -> None:
     """Refuses, before anything is allocated, a network too large to build
     (:data:`~archsearch.limits.MAX_BUILD_PARAMS` parameters) or, with ``batch``, to run a
-    forward pass of (:data:`~archsearch.limits.MAX_FORWARD_BYTES` of activations).
+    forward pass of (:data:`~archsearch.limits.MAX_FORWARD_BYTES` of activations, float32).
 
     Raises:
         SpecError: the bound and the network's exact count (``archsearch count`` gives it).
     """
-    cost = count(arch)
-    if cost.params > MAX_BUILD_PARAMS:
+    params = _params(arch)
+    if params > MAX_BUILD_PARAMS:
         raise SpecError(
-            f"{arch.digest[:12]}: {format_si(cost.params)} parameters; archsearch builds networks "
-            f"of at most {format_si(MAX_BUILD_PARAMS)} ({MAX_BUILD_PARAMS * 4 / 1e9:.0f} GB in "
-            "float32)"
+            f"{arch.digest[:12]}: {params:.3g} parameters; archsearch builds networks of at most "
+            f"{MAX_BUILD_PARAMS:.0e} ({MAX_BUILD_PARAMS * 4 / 1e9:.0f} GB in float32)"
         )
-    if batch is not None and cost.activation_bytes * batch > MAX_FORWARD_BYTES:
-        raise SpecError(
-            f"{arch.digest[:12]}: a forward pass of batch {batch} needs "
-            f"{cost.activation_bytes * batch / 1024**3:.1f} GiB of activations; at most "
-            f"{MAX_FORWARD_BYTES / 1024**3:.0f} GiB: use a smaller input or batch"
-        )
+    if batch is not None:
+        need = 4 * _activations(arch) * batch
+        if need > MAX_FORWARD_BYTES:
+            raise SpecError(
+                f"{arch.digest[:12]}: a forward pass of batch {batch} needs "
+                f"{need / 1024**3:.1f} GiB of activations; at most "
+                f"{MAX_FORWARD_BYTES / 1024**3:.0f} GiB: use a smaller input or batch"
+            )
 
 
 def check_block_memory(block: Block, shape: Shape, *, batch: int = 1) -> None:
@@ -49,9 +64,9 @@ def check_block_memory(block: Block, shape: Shape, *, batch: int = 1) -> None:
     cost = block.family.cost(shape, block.out_channels, block.params)
     if cost.params > MAX_BUILD_PARAMS or cost.activation_bytes * batch > MAX_FORWARD_BYTES:
         raise SpecError(
-            f"block {block.type} at input {list(shape)}: {format_si(cost.params)} parameters and "
+            f"block {block.type} at input {list(shape)}: {cost.params:.3g} parameters and "
             f"{cost.activation_bytes * batch / 1024**3:.1f} GiB of activations; at most "
-            f"{format_si(MAX_BUILD_PARAMS)} and {MAX_FORWARD_BYTES / 1024**3:.0f} GiB"
+            f"{MAX_BUILD_PARAMS:.0e} and {MAX_FORWARD_BYTES / 1024**3:.0f} GiB"
         )
 
 

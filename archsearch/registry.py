@@ -47,6 +47,18 @@ class Registry(Generic[T]):
         self._adapt = adapt
         self._items: dict[str, T] = {}
         self._plugins_loaded = entry_point_group is None
+        self._sources: list[Callable[[], dict[str, T]]] = []
+
+    def add_source(self, source: Callable[[], dict[str, T]]) -> None:
+        """Adds names derived from another registry (``latency@<device>`` from the devices):
+        ``source()`` is consulted on every lookup, so later registrations there show here."""
+        self._sources.append(source)
+
+    def _derived(self) -> dict[str, T]:
+        out: dict[str, T] = {}
+        for source in self._sources:
+            out.update(source())
+        return out
 
     def register(self, name: str, obj: T) -> T:
         """Registers ``obj`` under ``name``; a name can be registered once."""
@@ -81,19 +93,21 @@ class Registry(Generic[T]):
         """
         if name not in self._items:
             self._load_plugins()
-        try:
+        if name in self._items:
             return self._items[name]
-        except KeyError:
-            raise UnknownNameError(self.kind, name, self._items) from None
+        derived = self._derived()
+        if name in derived:
+            return derived[name]
+        raise UnknownNameError(self.kind, name, {*self._items, *derived})
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
         self._load_plugins()
-        return sorted(self._items)
+        return sorted({*self._items, *self._derived()})
 
     def __contains__(self, name: object) -> bool:
         self._load_plugins()
-        return name in self._items
+        return name in self._items or name in self._derived()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -21,16 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import yaml
 
 from archsearch import limits
 from archsearch.blocks import BlockFamily, Role, Scalar, Shape, get_block
 from archsearch.errors import SpecError, UnknownNameError
-
-if TYPE_CHECKING:
-    from torch import nn
 
 DEFAULT_INPUT: Shape = (3, 224, 224)
 DEFAULT_CLASSES = 1000
@@ -420,12 +417,6 @@ class Architecture:
             return self
         head = Block(self.head.type, classes, self.head.params)
         return Architecture(self.stem, self.stages, head, shape, classes)  # type: ignore[arg-type]
-
-    def build(self) -> nn.Module:
-        """Shorthand for :func:`archsearch.build`."""
-        from archsearch.build import build
-
-        return build(self)
 
 
 def _shown(value: Any, limit: int = 80) -> str:

@@ -29,8 +29,8 @@ from archsearch.cost import Budget
 from archsearch.evaluators import EVALUATORS
 from archsearch.evaluators.entropy import deepmad_entropy
 from archsearch.expr import parse_expr
-from archsearch.search import Gate
-from archsearch.solvers import Problem, Result, create_strategy, parse_objectives
+from archsearch.search import Gate, parse_objectives
+from archsearch.solvers import Problem, Result, create_strategy
 from archsearch.spec import Architecture
 
 ROOT = Path(__file__).resolve().parents[1]

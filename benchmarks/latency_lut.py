@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import archsearch
+from archsearch import profiling
 from archsearch.cli.latency import sample_distinct
-from archsearch.cost import profiling
 from archsearch.cost.devices import create_device
 from archsearch.cost.latency import Agreement, agreement, block_signature
 from archsearch.db import Store

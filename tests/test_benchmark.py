@@ -16,7 +16,7 @@ from archsearch.cli import app
 from archsearch.errors import UserError
 from archsearch.evaluators import Table
 from archsearch.pareto import hypervolume, pareto_front_mask, to_minimisation
-from archsearch.solvers import parse_objectives
+from archsearch.search import parse_objectives
 from archsearch.spaces import load_space
 from tests.conftest import synthetic_nb201_row
 

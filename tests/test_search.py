@@ -154,15 +154,15 @@ def test_time_limit_and_exhaustion(sqlite_url: str, hybrid: Space) -> None:
 
 
 def test_configure_validates(hybrid: Space) -> None:
-    with pytest.raises(UserError, match="--trials: 0 is out of range"):
+    with pytest.raises(UserError, match="trials: 0 is out of range"):
         configure(space=hybrid, n_trials=0)
-    with pytest.raises(UserError, match="--trials: 2147483648 is out of range"):
+    with pytest.raises(UserError, match="trials: 2147483648 is out of range"):
         configure(space=hybrid, n_trials=2**31)
-    with pytest.raises(UserError, match="--time-limit: nan is out of range"):
+    with pytest.raises(UserError, match="time_limit: nan is out of range"):
         configure(space=hybrid, time_limit=float("nan"))
-    with pytest.raises(UserError, match="--batch-size: 0 is out of range"):
+    with pytest.raises(UserError, match="batch_size: 0 is out of range"):
         configure(space=hybrid, batch_size=0)
-    with pytest.raises(UserError, match="--seed: -1 is out of range"):
+    with pytest.raises(UserError, match="seed: -1 is out of range"):
         configure(space=hybrid, seed=-1)
     with pytest.raises(UserError, match="unknown metric 'acc'"):
         configure(space=hybrid, constraints=["acc > 0.5"])

@@ -98,7 +98,7 @@ app.add_typer(supernet.app, name="supernet")
 
 def _version(value: bool) -> None:
     if value:
-        from archsearch import __version__
+        from archsearch._version import __version__
 
         typer.echo(f"archsearch {__version__}")
         raise typer.Exit

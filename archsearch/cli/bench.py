@@ -102,7 +102,7 @@ def search(
     the front found over the true front, from the worst feasible value of each objective.
     """
     from archsearch.benchmark import bench_search
-    from archsearch.cli.run import parse_options
+    from archsearch.search.settings import parse_options
     from archsearch.spaces import load_space
 
     constraints = list(constraint or [])

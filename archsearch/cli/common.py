@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -80,12 +81,48 @@ def interrupt_code(e: BaseException) -> int:
     return 143 if isinstance(e, Terminated) else 130
 
 
+_PARAM = re.compile(r"^(?P<names>[a-z_]+(?:/[a-z_]+)*)((?P<value> [^\s:]+)?:| is required)")
+
+
+_SHORT = {"option": "-O", "score_option": "-S", "device_option": "-D"}
+"""The short flags, used where a message names one option of them (``-S lr: ...``)."""
+
+
+@functools.cache
+def _flags() -> dict[str, str]:
+    from archsearch.search.settings import RunSettings
+
+    names = [*RunSettings.model_fields, "where", "resume"]
+    return {n: "--" + n.replace("_", "-") for n in names}
+
+
+def flag(name: str) -> str:
+    """The flag of run setting ``name`` (``time_limit`` -> ``--time-limit``)."""
+    return _flags().get(name, name)
+
+
+def as_flags(message: str) -> str:
+    """A library message in the CLI's words: a leading run setting (``trials: 0 is out of
+    range``, ``init zoo:x skipped: ...``, ``budget/constraint: ...``, ``space is required``)
+    becomes its flag (``--trials: ...``). The one place where parameter names map to flags."""
+    m = _PARAM.match(message)
+    if m is None:
+        return message
+    names = m["names"].split("/")
+    flags = _flags()
+    if not all(n in flags for n in names):
+        return message
+    if m["value"] and len(names) == 1 and names[0] in _SHORT:  # "score_option lr:" -> "-S lr:"
+        return _SHORT[names[0]] + message[len(m["names"]) :]
+    return "/".join(flags[n] for n in names) + message[len(m["names"]) :]
+
+
 def error_line(e: BaseException) -> tuple[str, int]:
     """The one line (and exit code) that stands for an exception: user errors and refusals
     of the operating system (a file that cannot be written) exit 2; anything else is a bug in
     archsearch, summarised with how to see its traceback, and exits 1."""
     if isinstance(e, UserError):
-        return f"error: {_one_line(str(e))}", 2
+        return f"error: {as_flags(_one_line(str(e)))}", 2
     if isinstance(e, OSError):
         where = f" {e.filename!r}" if e.filename else ""
         return f"error: cannot use{where}: {e.strerror or _one_line(str(e))}", 2

@@ -20,7 +20,6 @@ from archsearch.cli.common import (
     interrupt_code,
 )
 from archsearch.cost import count
-from archsearch.errors import UserError
 from archsearch.evaluators import COST_METRICS, EVALUATORS, Evaluator
 from archsearch.evaluators.proxies import DEFAULT_BATCH
 
@@ -70,72 +69,6 @@ ScoreOptionOption = Annotated[
         "every score that takes it.",
     ),
 ]
-
-
-def split_names(items: list[str] | None) -> list[str]:
-    """``["naswot,zen", "train"]`` -> ``["naswot", "zen", "train"]`` (order kept, no repeats)."""
-    out = [n.strip() for item in items or [] for n in item.split(",") if n.strip()]
-    return list(dict.fromkeys(out))
-
-
-def score_options(
-    names: list[str],
-    *,
-    data: str | None = None,
-    epochs: float | None = None,
-    steps: int | None = None,
-    proxy_input: str | None = None,
-    proxy_batch: int | None = None,
-    table: str | None = None,
-    supernet: str | None = None,
-    extra: list[str] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Options per score from the CLI's flags; a flag no chosen score takes is refused.
-
-    Keys are evaluator names: ``table:cifar10_test`` counts as ``table`` (its ``metric``
-    option is set where the evaluator is created, :func:`archsearch.search.create_evaluators`).
-    """
-    from archsearch.cli.run import parse_options
-    from archsearch.search import split_score
-
-    given: dict[str, Any] = {
-        k: v
-        for k, v in {
-            "data": data,
-            "epochs": epochs,
-            "steps": steps,
-            "input": proxy_input,
-            "batch": proxy_batch,
-            "path": table,
-            "supernet": supernet,
-        }.items()
-        if v is not None
-    }
-    given.update(parse_options(extra or [], what="--score-option"))
-    flags = {
-        "data": "--data",
-        "epochs": "--epochs",
-        "steps": "--steps",
-        "input": "--proxy-input",
-        "batch": "--proxy-batch",
-        "path": "--table",
-        "supernet": "--supernet",
-    }
-    costs = {m.name for m in COST_METRICS}
-    classes = {n: EVALUATORS.get(n) for n, _ in map(split_score, names) if n not in costs}
-    out: dict[str, dict[str, Any]] = {n: {} for n in classes}
-    for key, value in given.items():
-        takers = [n for n, cls in classes.items() if key in cls.option_names()]
-        if not takers:
-            flag = flags.get(key, f"-S {key}")
-            able = sorted(n for n in EVALUATORS.names() if key in EVALUATORS.get(n).option_names())
-            raise UserError(
-                f"{flag}: no chosen score takes {key!r} (scores: {', '.join(names) or 'none'}); "
-                f"it applies to {', '.join(able) or 'no score'}"
-            )
-        for n in takers:
-            out[n][key] = value
-    return out
 
 
 @handle_errors
@@ -212,19 +145,19 @@ def evaluate(
         score_metric,
         split_score,
     )
+    from archsearch.search.settings import score_options, split_names
     from archsearch.spec import Architecture
 
     names = split_names(score) or [DEFAULT_SCORE]
-    options = score_options(
-        names,
-        data=data,
-        epochs=epochs,
-        steps=steps,
-        proxy_input=proxy_input,
-        proxy_batch=proxy_batch,
-        table=table,
-        extra=score_option,
-    )
+    given = {
+        "data": data,
+        "epochs": epochs,
+        "steps": steps,
+        "proxy_input": proxy_input,
+        "proxy_batch": proxy_batch,
+        "table": table,
+    }
+    options = score_options(names, given, extra=score_option)
     evs = create_evaluators(names, options)
     store = Store(db)
     archs: list[Architecture] = []

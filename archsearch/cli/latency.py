@@ -18,10 +18,10 @@ from archsearch.cli.common import (
     err_console,
     handle_errors,
 )
-from archsearch.cli.run import parse_options
 from archsearch.cost.devices import DEVICES, Device, create_device
 from archsearch.db import Store
 from archsearch.limits import MAX_INT
+from archsearch.search.settings import parse_options
 from archsearch.spaces import Space, load_space
 from archsearch.spec import Architecture
 
@@ -38,7 +38,7 @@ DeviceOptions = Annotated[
 
 
 def make_device(name: str, options: list[str] | None) -> Device:
-    return create_device(name, **parse_options(options or [], what="--device-option"))
+    return create_device(name, **parse_options(options or [], what="device_option"))
 
 
 def progress_bar(label: str) -> Progress:
@@ -107,7 +107,7 @@ def profile(
     Idempotent: blocks already in the table are skipped. Several processes may profile into
     one database at once.
     """
-    from archsearch.cost import profiling
+    from archsearch import profiling
 
     s, store, dev = load_space(space), Store(db), make_device(device, device_option)
     items = profiling.space_items(dev, s)
@@ -169,7 +169,7 @@ def check(
     Predictions use the reference workload's speed measured in the same session; the
     summary also gives the agreement at the nominal (calibration-time) speed.
     """
-    from archsearch.cost import profiling
+    from archsearch import profiling
 
     if n < 2:
         raise typer.BadParameter(f"--n {n}: check at least 2 networks")
@@ -266,7 +266,7 @@ def measure(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Time one whole stored network on a device and store the measurement."""
-    from archsearch.cost import profiling
+    from archsearch import profiling
     from archsearch.cost.counting import count
     from archsearch.cost.latency import MissingEntries
     from archsearch.db import TrialRecord

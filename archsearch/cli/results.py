@@ -27,7 +27,7 @@ from archsearch.errors import UserError
 from archsearch.evaluators import Metric, guess_direction, known_metrics
 from archsearch.expr import Expr, parse_expr
 from archsearch.limits import MAX_INT
-from archsearch.solvers import parse_objectives
+from archsearch.search import parse_objectives
 from archsearch.spec import Architecture
 
 runs_app = typer.Typer(

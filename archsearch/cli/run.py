@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from archsearch.cli.common import (
     DbOption,
     Format,
     FormatOption,
+    as_flags,
     console,
     emit,
     err_console,
+    flag,
     flop_caption,
     handle_errors,
     interrupt_code,
@@ -32,55 +32,23 @@ from archsearch.cli.evaluate import (
     ScoreOptionOption,
     StepsOption,
     TableOption,
-    score_options,
-    split_names,
 )
 from archsearch.cli.supernet import resolve_checkpoint
-from archsearch.cost import BUDGET_EXAMPLES, FLOP_CONVENTION, Budget
-from archsearch.cost.devices import DEVICES
-from archsearch.cost.latency import parse_latency
+from archsearch.cost import BUDGET_EXAMPLES, FLOP_CONVENTION
 from archsearch.db import Claim, Store, display_url
 from archsearch.errors import UserError
-from archsearch.expr import parse_expr
 from archsearch.limits import MAX_INT
 from archsearch.search import (
     DEFAULT_OBJECTIVE,
     Outcome,
     Search,
     check_run_numbers,
-    configure,
     from_run,
     optimize,
-    split_score,
 )
 from archsearch.search import Progress as SearchProgress
+from archsearch.search.settings import RunSettings, parse_options
 from archsearch.solvers import STRATEGIES
-from archsearch.spaces import load_space
-
-DEFAULTS: dict[str, Any] = {
-    "strategy": "evolution",
-    "trials": 1000,
-    "seed": 0,
-    "batch_size": 32,
-}
-
-
-def parse_options(items: list[str], *, what: str = "--option") -> dict[str, Any]:
-    """``["population=64", "crossover_prob=0.5"]`` -> typed values (YAML scalars)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"{what}: {item[:60]!r} must look like name=value, e.g. population=64")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except (yaml.YAMLError, RecursionError) as e:
-            problem = getattr(e, "problem", None) or type(e).__name__
-            raise UserError(
-                f"{what}: the value of {key.strip()[:40]!r} is not a YAML value ({problem}); "
-                "write a number, a word, true/false or a [list]"
-            ) from None
-    return out
 
 
 @handle_errors
@@ -250,42 +218,39 @@ def run(
     if takeover and resume is None:
         raise UserError("--takeover applies to --resume <run id>; add it or drop --takeover")
     store = Store(db)
-    settings: dict[str, Any] = {  # build_search's keywords, from the options
-        "space": space,
-        "budget": budget,
-        "strategy": strategy,
-        "objectives": objectives,
-        "score": score,
-        "data": data,
-        "epochs": epochs,
-        "steps": steps,
-        "proxy_input": proxy_input,
-        "proxy_batch": proxy_batch,
-        "table": table,
-        "score_option": score_option,
-        "supernet": resolve_checkpoint(supernet, db) if supernet else None,
-        "constraint": constraint,
-        "rho": rho,
-        "trials": trials,
-        "time_limit": time_limit,
-        "seed": seed,
-        "batch_size": batch_size,
-        "option": option,
-        "init": init,
-        "latency": latency,
-        "latency_column": latency_column,
-        "device": device,
-        "device_option": device_option,
-    }
+    settings = RunSettings(
+        space=space,
+        budget=budget,
+        strategy=strategy,
+        objectives=objectives,
+        score=score,
+        data=data,
+        epochs=epochs,
+        steps=steps,
+        proxy_input=proxy_input,
+        proxy_batch=proxy_batch,
+        table=table,
+        score_option=score_option,
+        supernet=resolve_checkpoint(supernet, db) if supernet else None,
+        constraint=constraint,
+        rho=rho,
+        trials=trials,
+        time_limit=time_limit,
+        seed=seed,
+        batch_size=batch_size,
+        option=option,
+        init=init,
+        latency=latency,
+        latency_column=latency_column,
+        device=device,
+        device_option=device_option,
+    )
     if resume is not None:
-        may_change = ("trials", "time_limit", "device")
-        extra = [
-            f"--{k.replace('_', '-')}" for k, v in settings.items() if v and k not in may_change
-        ]
+        extra = settings.not_on_resume()
         if extra:
             raise UserError(
                 f"--resume continues run {resume} with its stored settings; drop "
-                f"{', '.join(extra)} (only --trials and --time-limit may change)"
+                f"{', '.join(map(flag, extra))} (only --trials and --time-limit may change)"
             )
         check_run_numbers(n_trials=trials, time_limit=time_limit)
         info = store.get_run(resume)
@@ -301,10 +266,10 @@ def run(
             )
         run_id: int | None = resume
     else:
-        search = build_search(**settings)
+        search = settings.to_search()
         run_id = None
     for note in search.notes:
-        err_console.print(f"note: {note}", soft_wrap=True)
+        err_console.print(f"note: {as_flags(note)}", soft_wrap=True)
     outcome = _run_with_progress(store, search, run_id, ray=ray, db=db, takeover=takeover)
     for digest in outcome.dropped_init:
         err_console.print(f"note: initial candidate {digest[:12]} broke a constraint; skipped")
@@ -320,130 +285,6 @@ def run(
         _report_design(solution)
 
 
-def build_search(
-    *,
-    space: str | None = None,
-    budget: list[str] | None = None,
-    strategy: str | None = None,
-    objectives: str | None = None,
-    score: list[str] | None = None,
-    data: str | None = None,
-    epochs: float | None = None,
-    steps: int | None = None,
-    proxy_input: str | None = None,
-    proxy_batch: int | None = None,
-    table: str | None = None,
-    score_option: list[str] | None = None,
-    supernet: str | None = None,
-    constraint: list[str] | None = None,
-    rho: float | None = None,
-    trials: int | None = None,
-    time_limit: float | None = None,
-    seed: int | None = None,
-    batch_size: int | None = None,
-    option: list[str] | None = None,
-    init: list[str] | None = None,
-    latency: str | None = None,
-    latency_column: str | None = None,
-    device: str | None = None,
-    device_option: list[str] | None = None,
-) -> Search:
-    """A :class:`Search` from `archsearch run`'s options (also a sweep file's keys).
-
-    Raises:
-        UserError: an option is invalid (the message names it).
-    """
-    if space is None:
-        raise UserError("--space is required: a built-in space (e.g. hybrid) or a YAML file")
-    dev = device or "cpu"
-    DEVICES.get(dev)  # an unknown device is named as such, with the list
-    constraints = list(constraint or [])
-    if rho is not None:
-        if not rho > 0:
-            raise UserError(f"--rho: {rho} must be a positive number, e.g. --rho 0.3")
-        constraints.append(f"rho <= {rho!r}")
-    if latency_column is not None and latency is None:
-        raise UserError(
-            f"--latency-column {latency_column}: give the bound too, e.g. --latency 25ms"
-        )
-    if latency is not None:
-        column = latency_column or f"latency@{dev}"
-        constraints.append(f"{column} <= {parse_latency(latency)!r}")
-    scores = split_names(score)
-    if table is not None and all(split_score(n)[0] != "table" for n in scores):
-        scores.append("table")  # its columns are stored, and usable as metrics
-    if supernet is not None and "supernet" not in scores:
-        scores.append("supernet")
-    options = score_options(
-        _option_takers(scores, objectives, constraints, strategy or DEFAULTS["strategy"]),
-        data=data,
-        epochs=epochs,
-        steps=steps,
-        proxy_input=proxy_input,
-        proxy_batch=proxy_batch,
-        table=table,
-        supernet=supernet,
-        extra=score_option,
-    )
-    options[f"latency@{dev}"] = parse_options(device_option or [], what="--device-option")
-    loaded = load_space(space)
-    search = configure(
-        space=loaded,
-        strategy=strategy or DEFAULTS["strategy"],
-        strategy_options=parse_options(option or []),
-        objectives=objectives,
-        scores=scores,
-        budget=Budget.parse(budget or []),
-        constraints=constraints,
-        n_trials=trials if trials is not None else DEFAULTS["trials"],
-        time_limit=time_limit,
-        batch_size=batch_size if batch_size is not None else DEFAULTS["batch_size"],
-        seed=seed if seed is not None else DEFAULTS["seed"],
-        init=init or [],
-        evaluator_options=options,
-    )
-    _check_supernet_space(search, loaded)
-    return search
-
-
-def _option_takers(
-    scores: list[str], objectives: str | None, constraints: list[str], strategy: str
-) -> list[str]:
-    """The scores a run computes, whether named by --score or implied: by the objectives
-    (the default one, naswot:max, included) and constraints; score options go to these."""
-    from archsearch.evaluators import evaluator_for
-    from archsearch.solvers import strategy_class
-
-    implied = objectives
-    if implied is None and not scores:
-        implied = strategy_class(strategy).objective or DEFAULT_OBJECTIVE
-    names = [p.split(":")[0].strip() for p in (implied or "").split(",")]
-    for c in constraints:
-        with contextlib.suppress(UserError):  # reported where the run parses it
-            names += sorted(parse_expr(c, what="--constraint").names)
-    out = list(scores)
-    for metric in names:
-        try:
-            ev = evaluator_for(metric)
-        except UserError:  # a table's column, latency@device, or a typo reported later
-            continue
-        if ev is not None and ev not in out:
-            out.append(ev)
-    return out
-
-
-def _check_supernet_space(search: Search, space: Any) -> None:
-    """A supernet score serves only the space its checkpoint was trained for."""
-    if all(ev.name != "supernet" for ev in search.evaluators):
-        return  # without importing torch
-    from archsearch.evaluators.supernet import SupernetScore
-    from archsearch.supernet.training import check_space
-
-    for ev in search.evaluators:
-        if isinstance(ev, SupernetScore):
-            check_space(ev.checkpoint.state, space, ev.checkpoint.path, flag="--supernet")
-
-
 def _measure_front(
     store: Store,
     search: Search,
@@ -453,14 +294,14 @@ def _measure_front(
     device_option: list[str] | None,
 ) -> list[dict[str, Any]]:
     """Times the first ``k`` networks of the run's front whole, beside their predictions."""
-    from archsearch.cost import profiling
+    from archsearch import profiling
     from archsearch.cost.devices import create_device
     from archsearch.spec import Architecture
 
     latency = [e for e in search.evaluators if e.name.startswith("latency@")]
     name = device or (latency[0].name.split("@", 1)[1] if latency else "cpu")
     if device_option is not None:
-        options = parse_options(device_option, what="--device-option")
+        options = parse_options(device_option, what="device_option")
     else:  # the options the run's latency evaluator of that device was given
         options = next((dict(e.config()) for e in latency if e.name == f"latency@{name}"), {})
     dev = create_device(name, **options)
@@ -532,7 +373,7 @@ def _report_design(solution: Any) -> None:
         f"{solution.solve_seconds:.1f}s; {len(solution.archs)} design(s) proposed"
     )
     for note in solution.notes:
-        err_console.print(f"note: {note}", soft_wrap=True)
+        err_console.print(f"note: {as_flags(note)}", soft_wrap=True)
 
 
 def _params(block: Any) -> str:

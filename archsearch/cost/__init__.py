@@ -6,6 +6,7 @@ FLOP convention: one multiply-accumulate counts as one FLOP, as the seed papers 
 
 from archsearch.blocks import Cost
 from archsearch.cost.counting import block_cost, count, count_layers
+from archsearch.cost.metrics import COST_METRICS, Direction, Metric
 from archsearch.cost.units import (
     BUDGET_EXAMPLES,
     FLOP_CONVENTION,
@@ -16,9 +17,12 @@ from archsearch.cost.units import (
 
 __all__ = [
     "BUDGET_EXAMPLES",
+    "COST_METRICS",
     "FLOP_CONVENTION",
     "Budget",
     "Cost",
+    "Direction",
+    "Metric",
     "block_cost",
     "count",
     "count_layers",

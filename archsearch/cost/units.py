@@ -60,8 +60,8 @@ class Budget:
         for value in values:
             if not value.strip(" ,"):
                 raise BudgetError(
-                    f"--budget: {value!r} is empty; write e.g. {BUDGET_EXAMPLES}, or leave "
-                    "--budget out for no bound"
+                    f"budget: {value!r} is empty; write e.g. {BUDGET_EXAMPLES}, or give no "
+                    "budget for no bound"
                 )
             for part in value.split(","):
                 if not part.strip():
@@ -69,7 +69,7 @@ class Budget:
                 kind, amount = parse_budget(part)
                 if kind in found:
                     raise BudgetError(
-                        f"--budget: {kind} given twice ({format_si(found[kind])} and "
+                        f"budget: {kind} given twice ({format_si(found[kind])} and "
                         f"{part.strip()}); give one MACs budget and one parameter budget at most"
                     )
                 found[kind] = amount
@@ -85,7 +85,7 @@ def parse_budget(text: str) -> tuple[str, int]:
     m = _BUDGET.match(text)
     if not m:
         raise BudgetError(
-            f"--budget: {text.strip()!r} is not a budget; write e.g. {BUDGET_EXAMPLES} "
+            f"budget: {text.strip()!r} is not a budget; write e.g. {BUDGET_EXAMPLES} "
             f"({FLOP_CONVENTION})"
         )
     unit = (m["unit"] or "").lower()
@@ -94,12 +94,12 @@ def parse_budget(text: str) -> tuple[str, int]:
     value = float(f"{m['num']}e{m['exp'] or 0}") * _PREFIX[m["prefix"].lower()]
     if not value <= MAX_BUDGET:
         raise BudgetError(
-            f"--budget: {text.strip()[:40]!r} is out of range; a budget is at most "
+            f"budget: {text.strip()[:40]!r} is out of range; a budget is at most "
             f"{MAX_BUDGET:.0e} {kind}"
         )
     amount = round(value)
     if amount < 1:
-        raise BudgetError(f"--budget: {text.strip()[:40]!r} must be at least 1 {kind}")
+        raise BudgetError(f"budget: {text.strip()[:40]!r} must be at least 1 {kind}")
     return kind, amount
 
 

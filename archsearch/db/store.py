@@ -45,6 +45,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemy
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from archsearch.blocks import Cost
+from archsearch.cost.metrics import COST_METRICS
 from archsearch.db.models import (
     ArchitectureModel,
     DeviceModel,
@@ -59,7 +60,6 @@ from archsearch.db.models import (
     utcnow,
 )
 from archsearch.errors import StoreError, UserError, first_line
-from archsearch.evaluators import COST_METRICS
 from archsearch.expr import Expr
 from archsearch.limits import MAX_INT
 from archsearch.pareto import pareto_front_mask, to_minimisation
@@ -441,7 +441,7 @@ class Store:
     ) -> int:
         """Stores a new run (``running``, owned by this process; or ``queued``, unowned, for a
         sweep's runs not started yet); returns its id."""
-        from archsearch import __version__
+        from archsearch._version import __version__
 
         with self.transaction() as s:
             run = RunModel(

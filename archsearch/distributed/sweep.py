@@ -36,49 +36,8 @@ from archsearch.db import RunConfig, Store
 from archsearch.errors import UserError, first_line
 from archsearch.files import is_file, read_text, short
 from archsearch.limits import MAX_NAME, MAX_SWEEP_POINTS
+from archsearch.search.settings import RunSettings
 from archsearch.spaces.schema import data_path, format_path, load_yaml
-
-LIST_KEYS = (
-    "budget",
-    "score",
-    "score_option",
-    "constraint",
-    "option",
-    "init",
-    "device_option",
-)
-
-
-class RunSettings(BaseModel):
-    """One run's settings: the options of ``archsearch run`` (underscores for dashes)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    space: str | None = None
-    strategy: str | None = None
-    budget: str | list[str] | None = None
-    objectives: str | None = None
-    score: str | list[str] | None = None
-    data: str | None = None
-    epochs: float | None = None
-    steps: int | None = None
-    proxy_input: str | None = None
-    proxy_batch: int | None = None
-    table: str | None = None
-    score_option: str | list[str] | None = None
-    supernet: str | None = None  # a checkpoint path
-    constraint: str | list[str] | None = None
-    rho: float | None = None
-    trials: int | None = None
-    time_limit: float | None = None
-    seed: int | None = None
-    batch_size: int | None = None
-    option: str | list[str] | dict[str, Any] | None = None
-    init: str | list[str] | None = None
-    latency: str | None = None
-    latency_column: str | None = None
-    device: str | None = None
-    device_option: str | list[str] | dict[str, Any] | None = None
 
 
 class SweepFile(BaseModel):
@@ -120,8 +79,6 @@ def load_sweep(path: str | Path, *, on_point: Callable[[int, int], None] | None 
         UserError: the file is missing, not YAML, breaks the schema, or a point's settings are
             invalid; as ``file:line: message``.
     """
-    from archsearch.cli.run import build_search
-
     path = Path(path)
     if not is_file(path):
         raise UserError(
@@ -175,8 +132,9 @@ def load_sweep(path: str | Path, *, on_point: Callable[[int, int], None] | None 
             label = "" if i is None else f"runs[{i}]"
             label += "".join(f" {k}={v}" for k, v in zip(names, combo, strict=True))
             try:
-                settings = RunSettings.model_validate(settings).model_dump(exclude_none=True)
-                config = build_search(**_as_options(settings)).run_config()
+                run = RunSettings.model_validate(settings)
+                settings = run.given()
+                config = run.to_search().run_config()
             except ValidationError as e:
                 err = e.errors()[0]
                 raise UserError(
@@ -192,18 +150,6 @@ def load_sweep(path: str | Path, *, on_point: Callable[[int, int], None] | None 
     if len(set(keys)) < len(keys):
         raise UserError(f"{source}: two points of the sweep have the same settings; vary them")
     return Sweep(sweep.name or path.stem, points)
-
-
-def _as_options(settings: dict[str, Any]) -> dict[str, Any]:
-    """Sweep settings -> :func:`archsearch.cli.run.build_search` keyword arguments."""
-    out = dict(settings)
-    for key in LIST_KEYS:
-        value = out.get(key)
-        if isinstance(value, str):
-            out[key] = [value]
-        elif isinstance(value, dict):
-            out[key] = [f"{k}={json.dumps(v)}" for k, v in value.items()]
-    return out
 
 
 @dataclass

@@ -3,21 +3,21 @@
 Built in: ``entropy`` (DeepMAD), the zero-cost proxies ``naswot``, ``synflow``, ``grad_norm``,
 ``snip``, ``jacob_cov`` and ``zen`` (:mod:`~archsearch.evaluators.proxies`), ``train`` (short
 training on real data, :mod:`~archsearch.evaluators.training`), ``latency@<device>``
-(look-up-table predictions), ``supernet`` (inherited weights of a trained supernet,
-:mod:`~archsearch.evaluators.supernet`) and ``table`` (columns of a user's CSV,
-:mod:`~archsearch.evaluators.table`). The cost metrics ``params``, ``macs`` and ``activations`` are
-always available. Plugins register more through the entry-point group
-``archsearch.evaluators``.
+(look-up-table predictions, one per registered device) and ``table`` (columns of a user's
+CSV, :mod:`~archsearch.evaluators.table`). ``supernet`` (inherited weights of a trained
+supernet) lives in :mod:`archsearch.supernet.score` and joins through the entry-point group
+``archsearch.evaluators``, as plugins do. The cost metrics ``params``, ``macs`` and
+``activations`` are always available.
 """
 
 from __future__ import annotations
 
+from archsearch.cost.devices import DEVICES
 from archsearch.errors import UnknownNameError
 from archsearch.evaluators.base import COST_METRICS, Direction, Evaluator, Metric
 from archsearch.evaluators.entropy import Entropy, EntropyStats, deepmad_entropy
 from archsearch.evaluators.latency import Latency, latency_evaluator
 from archsearch.evaluators.proxies import PROXIES, Proxy
-from archsearch.evaluators.supernet import SupernetScore
 from archsearch.evaluators.table import Table, guess_direction, load_table
 from archsearch.evaluators.training import Train
 from archsearch.registry import Registry
@@ -30,10 +30,8 @@ for _proxy in PROXIES:
     EVALUATORS.register(_proxy.name, _proxy)
 EVALUATORS.register(Train.name, Train)
 EVALUATORS.register(Table.name, Table)
-EVALUATORS.register(SupernetScore.name, SupernetScore)
-for _device in ("cpu", "cuda", "onnxruntime"):
-    _cls = latency_evaluator(_device)
-    EVALUATORS.register(_cls.name, _cls)
+# `latency@<device>` for every device of the device registry (plugins' devices included).
+EVALUATORS.add_source(lambda: {f"latency@{d}": latency_evaluator(d) for d in DEVICES.names()})
 
 
 def known_metrics() -> dict[str, Metric]:
@@ -79,7 +77,6 @@ __all__ = [
     "Latency",
     "Metric",
     "Proxy",
-    "SupernetScore",
     "Table",
     "Train",
     "deepmad_entropy",

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar
 
+from archsearch.cost.metrics import COST_METRICS, Direction, Metric
 from archsearch.spec import Architecture
+
+__all__ = ["COST_METRICS", "Direction", "Evaluator", "Metric"]
 
 if TYPE_CHECKING:
     from archsearch.db import Store
-
-Direction = Literal["min", "max"]
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A named score and whether smaller or larger is better."""
-
-    name: str
-    direction: Direction
-    doc: str = ""
-
-
-COST_METRICS: tuple[Metric, ...] = (
-    Metric("params", "min", "trainable parameters (exact, analytic)"),
-    Metric("macs", "min", "multiply-accumulates per image; 1 MAC = 1 FLOP (exact, analytic)"),
-    Metric("activations", "min", "elements output by convs/linears/matmuls (exact, analytic)"),
-)
-"""Always available: computed by :func:`archsearch.count` and stored with each architecture."""
+    from archsearch.spaces import Space
 
 
 class Evaluator(ABC):
@@ -72,6 +56,12 @@ class Evaluator(ABC):
 
         params = inspect.signature(cls.__init__).parameters.values()
         return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+    def check_space(self, space: Space) -> None:
+        """Refuses (with a :class:`~archsearch.errors.UserError`) a space whose members this
+        evaluator cannot score; called by the run configuration before anything runs. Most
+        evaluators score any architecture and keep this default."""
+        return None
 
     def bind(self, store: Store) -> None:
         """Gives the evaluator the run's store; called by the driver before the first use.

@@ -9,6 +9,7 @@ a search in an unprofiled space are slow. Options are the device's (threads, bat
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,14 +45,14 @@ class Latency(Evaluator):
         return self._device
 
     def bind(self, store: Store) -> None:
-        from archsearch.cost.profiling import load_model
+        from archsearch.profiling import load_model
 
         self._store = store
         self._model = load_model(store, self.device)
 
     def evaluate(self, archs: Sequence[Architecture]) -> list[dict[str, float]]:
         from archsearch.cost.latency import MissingEntries
-        from archsearch.cost.profiling import ensure_entries, load_model
+        from archsearch.profiling import ensure_entries, load_model
 
         if self._store is None or self._model is None:
             raise UserError(f"{self.name}: no database bound; latency needs the store's table")
@@ -70,8 +71,10 @@ class Latency(Evaluator):
         return dict(self.device_options)
 
 
+@functools.cache
 def latency_evaluator(device: str) -> type[Latency]:
-    """The evaluator class of ``device``'s latency metric, ``latency@<device>``."""
+    """The evaluator class of ``device``'s latency metric, ``latency@<device>`` (one class per
+    device, created on first use)."""
     metric = f"latency@{device}"
     return type(
         f"Latency_{device}",

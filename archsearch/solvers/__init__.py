@@ -20,7 +20,6 @@ from archsearch.solvers.base import (
     Result,
     Strategy,
     always_feasible,
-    parse_objectives,
 )
 from archsearch.solvers.deepmad import DeepMAD
 from archsearch.solvers.evolution import Evolution
@@ -72,6 +71,5 @@ __all__ = [
     "SupernetEvolution",
     "always_feasible",
     "create_strategy",
-    "parse_objectives",
     "strategy_class",
 ]

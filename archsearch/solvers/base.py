@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from archsearch.cost.units import Budget
-from archsearch.errors import UserError
-from archsearch.evaluators import Direction, Metric, known_metrics
+from archsearch.evaluators import Direction
 from archsearch.expr import Expr
 from archsearch.spaces import Space
 from archsearch.spec import Architecture
@@ -42,44 +41,6 @@ class Objective:
 
     def __str__(self) -> str:
         return f"{self.name}:{self.direction}"
-
-
-def parse_objectives(
-    text: str | Sequence[str], *, extra: Mapping[str, Metric] | None = None
-) -> tuple[Objective, ...]:
-    """Parses ``"macs:min,entropy:max"``; a metric without ``:dir`` takes its usual direction.
-
-    Args:
-        text: The objectives, comma-separated or as a sequence.
-        extra: Metrics known beyond the registered ones (a table's columns).
-
-    Raises:
-        UserError: an unknown metric (the message lists the known ones) or direction.
-    """
-    parts = [text] if isinstance(text, str) else list(text)
-    items = [p.strip() for chunk in parts for p in chunk.split(",") if p.strip()]
-    if not items:
-        raise UserError(
-            "--objectives: give at least one, e.g. entropy:max or macs:min,entropy:max"
-        )
-    metrics = {**known_metrics(), **(extra or {})}
-    out: list[Objective] = []
-    for item in items:
-        name, _, direction = item.partition(":")
-        name = name.strip()
-        if name not in metrics:
-            raise UserError(
-                f"--objectives: unknown metric {name!r}; choose from {', '.join(sorted(metrics))}"
-            )
-        direction = direction.strip().lower() or metrics[name].direction
-        if direction not in ("min", "max"):
-            raise UserError(
-                f"--objectives: direction {direction!r} of {name!r} must be 'min' or 'max'"
-            )
-        if any(o.name == name for o in out):
-            raise UserError(f"--objectives: {name!r} is given twice")
-        out.append(Objective(name, direction))  # type: ignore[arg-type]
-    return tuple(out)
 
 
 def always_feasible(arch: Architecture) -> bool:

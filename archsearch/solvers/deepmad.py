@@ -1093,7 +1093,7 @@ class DeepMAD(Strategy):
             scores.append(score)
         if not archs:
             raise BudgetError(
-                "--budget/--constraint: the designed networks meet the modelled bounds but not "
+                "budget/constraint: the designed networks meet the modelled bounds but not "
                 f"{', '.join(sorted(other))}; relax it"
             )
         best_design, best_prog = results[0][1], results[0][3]
@@ -1355,4 +1355,4 @@ class DeepMAD(Strategy):
                 f"no design meets {', '.join(f'{k} <= {v:.4g}' for k, v in bounds.values.items())}"
                 f" together ({reason})"
             )
-        return BudgetError(f"--budget/--constraint: infeasible: {'; '.join(parts)}; relax it")
+        return BudgetError(f"budget/constraint: infeasible: {'; '.join(parts)}; relax it")

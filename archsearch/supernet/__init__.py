@@ -1,7 +1,7 @@
 """Weight-sharing supernets (ViT-ResNAS): the model, its training and checkpoints.
 
 See :mod:`archsearch.supernet.model` and :mod:`archsearch.supernet.training`; the ``supernet``
-evaluator (:mod:`archsearch.evaluators.supernet`) scores members with inherited weights and
+evaluator (:mod:`archsearch.supernet.score`) scores members with inherited weights and
 the ``supernet`` strategy (:mod:`archsearch.solvers.supernet_evolution`) searches on it.
 """
 

@@ -14,15 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from archsearch.cost import count
 from archsearch.errors import SpecError, UnknownNameError
-from archsearch.evaluators import Evaluator
 from archsearch.spec import Architecture
+
+if TYPE_CHECKING:  # duck-typed: the zoo sits below the evaluators
+    from archsearch.evaluators import Evaluator
 
 ZOO_DIR = Path(__file__).parent
 

@@ -367,7 +367,7 @@ def test_errors_do_not_harm_stored_runs(done_run: tuple[str, int]) -> None:
 def test_ctrl_c_keeps_trials_and_exits_130(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import archsearch.search as search_mod
+    import archsearch.search.executors as search_mod
 
     original = search_mod._evaluate
     calls = {"n": 0, "evaluated": 0}

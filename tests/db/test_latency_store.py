@@ -9,7 +9,7 @@ import traceback
 import pytest
 from sqlalchemy import text
 
-from archsearch.cost import profiling
+from archsearch import profiling
 from archsearch.cost.devices import create_device
 from archsearch.cost.latency import LAYOUTS, block_signature
 from archsearch.db import Store

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import archsearch
 from archsearch.errors import UserError
 from archsearch.evaluators import EVALUATORS
 from archsearch.evaluators.training import Recipe, augment
@@ -93,7 +94,7 @@ def test_the_network_is_built_for_the_dataset() -> None:
     adapted = arch.with_input((1, 8, 8), 2)
     assert adapted.num_classes == 2 and adapted.input_shape == (1, 8, 8)
     assert adapted.digest != arch.digest
-    assert adapted.build()(torch.zeros(2, 1, 8, 8)).shape == (2, 2)
+    assert archsearch.build(adapted)(torch.zeros(2, 1, 8, 8)).shape == (2, 2)
     assert arch.with_input() is arch
 
 

@@ -13,8 +13,8 @@ from archsearch.errors import BudgetError, UserError
 from archsearch.evaluators import EVALUATORS
 from archsearch.evaluators.entropy import deepmad_entropy
 from archsearch.expr import parse_expr
-from archsearch.search import Gate
-from archsearch.solvers import Problem, create_strategy, parse_objectives
+from archsearch.search import Gate, parse_objectives
+from archsearch.solvers import Problem, create_strategy
 from archsearch.solvers.deepmad import DeepMAD, Encoding, SolverFailure, build_model
 from archsearch.spec import Architecture
 

@@ -11,8 +11,8 @@ from archsearch.cost import Budget, count
 from archsearch.errors import UserError
 from archsearch.evaluators import Table
 from archsearch.expr import parse_expr
-from archsearch.search import Gate
-from archsearch.solvers import OptunaSearch, Problem, Result, create_strategy, parse_objectives
+from archsearch.search import Gate, parse_objectives
+from archsearch.solvers import OptunaSearch, Problem, Result, create_strategy
 from archsearch.spaces import Space, load_space
 
 

@@ -17,7 +17,8 @@ import pytest
 from archsearch.cost import Budget, count
 from archsearch.errors import UserError
 from archsearch.evaluators import Entropy
-from archsearch.solvers import STRATEGIES, Problem, Result, create_strategy, parse_objectives
+from archsearch.search import parse_objectives
+from archsearch.solvers import STRATEGIES, Problem, Result, create_strategy
 from archsearch.spaces import Space, load_space
 from archsearch.spec import Architecture
 

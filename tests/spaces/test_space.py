@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import archsearch
 from archsearch.cost import count
 from archsearch.errors import NotInSpaceError, SpaceError, UnknownNameError, UserError
 from archsearch.spaces import Space, list_spaces, load_space
@@ -402,7 +403,7 @@ def test_hybrid_small_members_fit_small_images() -> None:
         macs.append(count(arch).macs)
         arch.with_input((1, 28, 28), 10)  # raises if a window or reduction does not fit
     assert min(macs) > 2e6 and max(macs) < 60e6
-    model = space.sample(seed=0).with_input((1, 28, 28), 10).build()
+    model = archsearch.build(space.sample(seed=0).with_input((1, 28, 28), 10))
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 

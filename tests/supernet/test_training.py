@@ -12,7 +12,8 @@ import archsearch
 from archsearch import weights
 from archsearch.cost.units import Budget
 from archsearch.evaluators import EVALUATORS
-from archsearch.solvers import Problem, Result, create_strategy, parse_objectives
+from archsearch.search import parse_objectives
+from archsearch.solvers import Problem, Result, create_strategy
 from archsearch.spaces import load_space
 from archsearch.supernet import (
     SupernetConfig,

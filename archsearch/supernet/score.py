@@ -1,6 +1,10 @@
 """The ``supernet`` evaluator: held-out accuracy of members with weights inherited from a
 trained supernet (ViT-ResNAS, Liao et al., 2021), no training per candidate.
 
+It lives with the supernet it reads (a layer above the evaluators) and joins the evaluator
+registry as a plugin would, through the entry point ``archsearch.evaluators: supernet`` in
+``pyproject.toml``.
+
 Each member runs straight on the supernet's shared weights (:mod:`archsearch.supernet.model`)
 at the dataset's shape; members with BatchNorm get their statistics re-estimated first on
 ``bn_images`` training images (one pass, fresh buffers), since the supernet's running averages
@@ -14,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from archsearch.errors import UserError, check_ranges
 from archsearch.evaluators.base import Evaluator, Metric
 from archsearch.spec import Architecture
+
+if TYPE_CHECKING:
+    from archsearch.spaces import Space
 
 
 class SupernetScore(Evaluator):
@@ -103,6 +110,13 @@ class SupernetScore(Evaluator):
     @classmethod
     def option_names(cls) -> frozenset[str]:
         return frozenset({"supernet", "data", "eval_size", "bn_images", "batch", "threads"})
+
+    def check_space(self, space: Space) -> None:
+        """Refuses a space other than the one the checkpoint was trained for (or another
+        version of its YAML)."""
+        from archsearch.supernet.training import check_space
+
+        check_space(self.checkpoint.state, space, self.checkpoint.path, flag="--supernet")
 
     def config(self) -> dict[str, object]:
         return {

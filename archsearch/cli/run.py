@@ -53,6 +53,7 @@ from archsearch.solvers import STRATEGIES
 
 @handle_errors
 def run(
+    ctx: typer.Context,
     space: Annotated[
         str | None,
         typer.Option(help="A built-in space (see `archsearch spaces list`) or a YAML file."),
@@ -218,33 +219,11 @@ def run(
     if takeover and resume is None:
         raise UserError("--takeover applies to --resume <run id>; add it or drop --takeover")
     store = Store(db)
-    settings = RunSettings(
-        space=space,
-        budget=budget,
-        strategy=strategy,
-        objectives=objectives,
-        score=score,
-        data=data,
-        epochs=epochs,
-        steps=steps,
-        proxy_input=proxy_input,
-        proxy_batch=proxy_batch,
-        table=table,
-        score_option=score_option,
-        supernet=resolve_checkpoint(supernet, db) if supernet else None,
-        constraint=constraint,
-        rho=rho,
-        trials=trials,
-        time_limit=time_limit,
-        seed=seed,
-        batch_size=batch_size,
-        option=option,
-        init=init,
-        latency=latency,
-        latency_column=latency_column,
-        device=device,
-        device_option=device_option,
-    )
+    # The options named like run settings are the run settings: declared once, in RunSettings.
+    given = {k: v for k, v in ctx.params.items() if k in RunSettings.model_fields}
+    if supernet:
+        given["supernet"] = resolve_checkpoint(supernet, db)
+    settings = RunSettings(**given)
     if resume is not None:
         extra = settings.not_on_resume()
         if extra:

@@ -438,3 +438,15 @@ def test_run_deepmad_prints_the_design_and_its_bounds(sqlite_url: str) -> None:
     assert "deepmad: entropy" in out and "convex programs" in out
     (run,) = Store(sqlite_url).list_runs()
     assert run.config.strategy == "deepmad" and run.config.constraints == ["rho <= 0.6"]
+
+
+def test_run_options_are_the_run_settings() -> None:
+    """`archsearch run` declares an option for every run setting (the library's
+    RunSettings), so that the CLI, sweep files and the service take the same settings."""
+    import typer
+
+    from archsearch.search.settings import RunSettings
+
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    options = {p.name for p in command.params}
+    assert set(RunSettings.model_fields) <= options

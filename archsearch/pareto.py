@@ -7,7 +7,8 @@ by every finite row (they rank last), so a failed evaluation never enters a fron
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -142,3 +143,18 @@ def _hso(p: NDArray[np.float64], ref: NDArray[np.float64]) -> float:
             head = head[non_dominated_ranks(head) == 0]
             total += depth * _hso(head, ref[:-1])
     return float(total)
+
+
+def front_rows(
+    rows: Sequence[Mapping[str, Any]], objectives: Sequence[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """The non-dominated rows for ``objectives`` (``(metric, "min"|"max")``), sorted by the
+    first objective, best first; a row with a NaN objective never qualifies."""
+    if not rows:
+        return []
+    names = [m for m, _ in objectives]
+    values = to_minimisation([[r[m] for m in names] for r in rows], [d for _, d in objectives])
+    front = [dict(r) for r, keep in zip(rows, pareto_front_mask(values), strict=True) if keep]
+    first, direction = objectives[0]
+    front.sort(key=lambda r: -r[first] if direction == "max" else r[first])
+    return front

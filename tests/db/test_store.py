@@ -213,7 +213,7 @@ def test_migrations_match_the_models(db_url: str) -> None:
     from alembic.runtime.migration import MigrationContext
 
     from archsearch.db.models import Base
-    from archsearch.db.store import VERSION_TABLE
+    from archsearch.db.engine import VERSION_TABLE
 
     store = Store(db_url)
     with store.engine.connect() as conn:

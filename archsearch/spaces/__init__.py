@@ -17,7 +17,17 @@ from archsearch.errors import SpaceError, UnknownNameError
 from archsearch.files import exists, short
 from archsearch.registry import Registry
 from archsearch.spaces.constraints import CONSTRAINTS, Constraint, Draft
-from archsearch.spaces.space import Choice, Membership, Space, SpaceSize
+from archsearch.spaces.space import (
+    Choice,
+    LayerOptions,
+    Membership,
+    Space,
+    SpaceSize,
+    StageOptions,
+    make_block,
+    resolve_choices,
+    with_fixed,
+)
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 
@@ -68,9 +78,14 @@ __all__ = [
     "Choice",
     "Constraint",
     "Draft",
+    "LayerOptions",
     "Membership",
     "Space",
     "SpaceSize",
+    "StageOptions",
     "list_spaces",
     "load_space",
+    "make_block",
+    "resolve_choices",
+    "with_fixed",
 ]

@@ -146,11 +146,13 @@ class StageOptions:
 
 
 @lru_cache(maxsize=65536)
-def _block(block_type: str, out: int, items: tuple[tuple[str, Any], ...]) -> Block:
+def make_block(block_type: str, out: int, items: tuple[tuple[str, Any], ...]) -> Block:
+    """The block of type ``block_type`` with ``out`` channels and parameters ``items``
+    (sorted name-value pairs), cached: strategies build the same blocks again and again."""
     return Block(block_type, out, Params(dict(items)))
 
 
-def _resolve(
+def resolve_choices(
     block_type: str, chosen: Mapping[str, Any], c_in: int, out: int
 ) -> tuple[tuple[str, Any], ...]:
     """A slot's chosen values as block parameters, aliases (e.g. ``expand``) resolved."""
@@ -309,7 +311,7 @@ class Space:
         t = self._value(a, f"{prefix}.type")
         chosen = {n: self._value(a, f"{prefix}.{t}.{n}") for n in opts.types[t]}
         try:
-            return _block(t, out, _with(_resolve(t, chosen, c_in, out), fixed))
+            return make_block(t, out, with_fixed(resolve_choices(t, chosen, c_in, out), fixed))
         except SpecError as e:
             raise NotInSpaceError(f"{prefix}: {e}") from None
 
@@ -567,7 +569,9 @@ class Space:
             for values in itertools.product(*(params[n] for n in names)):
                 chosen = dict(zip(names, values, strict=True))
                 try:
-                    yield _block(t, out, _with(_resolve(t, chosen, c_in, out), fixed))
+                    yield make_block(
+                        t, out, with_fixed(resolve_choices(t, chosen, c_in, out), fixed)
+                    )
                 except SpecError:
                     continue
 
@@ -686,9 +690,11 @@ class Space:
         }
 
 
-def _with(
+def with_fixed(
     params: tuple[tuple[str, Any], ...], fixed: tuple[tuple[str, Any], ...]
 ) -> tuple[tuple[str, Any], ...]:
+    """``params`` (sorted name-value pairs) with the stage's ``fixed`` ones (a first block's
+    stride) set over them."""
     return tuple(sorted({**dict(params), **dict(fixed)}.items())) if fixed else params
 
 

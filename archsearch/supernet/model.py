@@ -39,8 +39,7 @@ from torch import Tensor, nn
 from archsearch.blocks import Shape, get_block
 from archsearch.errors import NotInSpaceError, UserError
 from archsearch.limits import MAX_BUILD_PARAMS
-from archsearch.spaces import Space
-from archsearch.spaces.space import LayerOptions, _resolve
+from archsearch.spaces import LayerOptions, Space, resolve_choices
 from archsearch.spec import Architecture, Block, Params
 
 if TYPE_CHECKING:
@@ -178,7 +177,7 @@ def _enumerate(
             for shape in shapes:
                 for w in widths:
                     try:
-                        items = dict(_resolve(t, chosen, shape[0], w))
+                        items = dict(resolve_choices(t, chosen, shape[0], w))
                         items.update(fixed)
                         block = Block(t, w, Params(items))
                     except (UserError, ValueError):  # a variant that cannot exist here

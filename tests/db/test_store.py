@@ -212,8 +212,8 @@ def test_migrations_match_the_models(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from archsearch.db.models import Base
     from archsearch.db.engine import VERSION_TABLE
+    from archsearch.db.models import Base
 
     store = Store(db_url)
     with store.engine.connect() as conn:

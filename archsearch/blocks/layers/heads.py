@@ -1,0 +1,45 @@
+"""The modules of :mod:`archsearch.blocks.heads`."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from archsearch.blocks.layers.common import ConvNormAct, make_norm2d
+
+
+class Head(nn.Module):
+    """[1x1 conv, BN, act], [norm], pool (average or class token), [norm], linear(s)."""
+
+    def __init__(
+        self,
+        c_in: int,
+        num_classes: int,
+        *,
+        hidden: int,
+        act: str,
+        prenorm: str,
+        pool: str,
+        norm: str,
+        distill: bool,
+    ) -> None:
+        super().__init__()
+        self.conv: nn.Module = ConvNormAct(c_in, hidden, 1, act=act) if hidden else nn.Identity()
+        width = hidden or c_in
+        self.prenorm = make_norm2d(prenorm, width)
+        self.pool = pool
+        norms: dict[str, nn.Module] = {
+            "ln": nn.LayerNorm(width, eps=1e-6),
+            "bn": nn.BatchNorm1d(width),
+            "none": nn.Identity(),
+        }
+        self.norm = norms[norm]
+        self.fc = nn.Linear(width, num_classes)
+        self.fc_dist = nn.Linear(width, num_classes) if distill else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.prenorm(self.conv(x))
+        x = x[:, :, 0, 0] if self.pool == "cls" else x.mean((2, 3))
+        x = self.norm(x)
+        if self.fc_dist is None:
+            return self.fc(x)
+        return (self.fc(x) + self.fc_dist(x)) / 2

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint pytest fuzz bench bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet clean
+.PHONY: install run test lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cost_model.py
+
+bench-startup: $(STAMP)
+	$(BIN)/python benchmarks/startup.py
 
 bench-latency: $(STAMP)
 	$(BIN)/python benchmarks/latency_lut.py

@@ -48,6 +48,7 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._plugins_loaded = entry_point_group is None
         self._sources: list[Callable[[], dict[str, T]]] = []
+        self._pending: dict[str, metadata.EntryPoint] = {}
 
     def add_source(self, source: Callable[[], dict[str, T]]) -> None:
         """Adds names derived from another registry (``latency@<device>`` from the devices):
@@ -76,14 +77,21 @@ class Registry(Generic[T]):
         return wrap
 
     def _load_plugins(self) -> None:
+        """Finds the entry points (their names only: each is imported when first asked for,
+        so that listing names, or ``archsearch --help``, imports no plugin)."""
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
         assert self._entry_point_group is not None
         for ep in metadata.entry_points(group=self._entry_point_group):
             if ep.name not in self._items:
-                obj = ep.load()
-                self._items[ep.name] = self._adapt(obj) if self._adapt else obj
+                self._pending.setdefault(ep.name, ep)
+
+    def _load(self, name: str) -> None:
+        ep = self._pending.pop(name, None)
+        if ep is not None:
+            obj = ep.load()
+            self._items[name] = self._adapt(obj) if self._adapt else obj
 
     def get(self, name: str) -> T:
         """Returns the implementation called ``name``.
@@ -93,21 +101,22 @@ class Registry(Generic[T]):
         """
         if name not in self._items:
             self._load_plugins()
+            self._load(name)
         if name in self._items:
             return self._items[name]
         derived = self._derived()
         if name in derived:
             return derived[name]
-        raise UnknownNameError(self.kind, name, {*self._items, *derived})
+        raise UnknownNameError(self.kind, name, {*self._items, *self._pending, *derived})
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
         self._load_plugins()
-        return sorted({*self._items, *self._derived()})
+        return sorted({*self._items, *self._pending, *self._derived()})
 
     def __contains__(self, name: object) -> bool:
         self._load_plugins()
-        return name in self._items or name in self._derived()
+        return name in self._items or name in self._pending or name in self._derived()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

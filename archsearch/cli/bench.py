@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from archsearch.cli.common import Format, FormatOption, console, emit, err_console, handle_errors
 from archsearch.cost import BUDGET_EXAMPLES, Budget
-from archsearch.cost.latency import parse_latency
 from archsearch.errors import UserError
 from archsearch.limits import MAX_BATCH, MAX_INT
+
+if TYPE_CHECKING:
+    pass
 
 app = typer.Typer(
     help="Measure search strategies against ground truth (tabular benchmarks).",
@@ -102,6 +104,7 @@ def search(
     the front found over the true front, from the worst feasible value of each objective.
     """
     from archsearch.benchmark import bench_search
+    from archsearch.cost.latency import parse_latency
     from archsearch.search.settings import parse_options
     from archsearch.spaces import load_space
 

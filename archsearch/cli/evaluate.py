@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,9 +19,11 @@ from archsearch.cli.common import (
     handle_errors,
     interrupt_code,
 )
-from archsearch.cost import count
 from archsearch.evaluators import COST_METRICS, EVALUATORS, Evaluator
 from archsearch.evaluators.proxies import DEFAULT_BATCH
+
+if TYPE_CHECKING:
+    pass
 
 ScoreOption = Annotated[
     list[str] | None,
@@ -240,6 +242,7 @@ def _step_bars(evs: list[Evaluator]) -> Iterator[None]:
 
 def _score_one(store: Any, run_id: int, arch: Any, evs: list[Evaluator]) -> dict[str, Any]:
     """Every score of one network, stored as one trial; a failure is kept in its row."""
+    from archsearch.cost import count
     from archsearch.db import TrialRecord, worker_id
     from archsearch.db.models import utcnow
     from archsearch.search import run_evaluators

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,12 +18,12 @@ from archsearch.cli.common import (
     err_console,
     handle_errors,
 )
-from archsearch.cost.devices import DEVICES, Device, create_device
-from archsearch.db import Store
 from archsearch.limits import MAX_INT
-from archsearch.search.settings import parse_options
 from archsearch.spaces import Space, load_space
 from archsearch.spec import Architecture
+
+if TYPE_CHECKING:
+    from archsearch.cost.devices import Device
 
 app = typer.Typer(
     help="Latency look-up tables per device: profile a space, check predictions, measure.",
@@ -38,6 +38,9 @@ DeviceOptions = Annotated[
 
 
 def make_device(name: str, options: list[str] | None) -> Device:
+    from archsearch.cost.devices import create_device
+    from archsearch.search.settings import parse_options
+
     return create_device(name, **parse_options(options or [], what="device_option"))
 
 
@@ -67,6 +70,8 @@ def sample_distinct(space: Space, n: int, seed: int) -> list[Architecture]:
 @handle_errors
 def devices(fmt: FormatOption = Format.table) -> None:
     """The devices archsearch can time networks on, and whether this machine has each."""
+    from archsearch.cost.devices import DEVICES
+
     rows: list[dict[str, Any]] = []
     for name in DEVICES.names():
         cls = DEVICES.get(name)
@@ -108,6 +113,7 @@ def profile(
     one database at once.
     """
     from archsearch import profiling
+    from archsearch.db import Store
 
     s, store, dev = load_space(space), Store(db), make_device(device, device_option)
     items = profiling.space_items(dev, s)
@@ -170,6 +176,7 @@ def check(
     summary also gives the agreement at the nominal (calibration-time) speed.
     """
     from archsearch import profiling
+    from archsearch.db import Store
 
     if n < 2:
         raise typer.BadParameter(f"--n {n}: check at least 2 networks")
@@ -269,7 +276,7 @@ def measure(
     from archsearch import profiling
     from archsearch.cost.counting import count
     from archsearch.cost.latency import MissingEntries
-    from archsearch.db import TrialRecord
+    from archsearch.db import Store, TrialRecord
 
     store, dev = Store(db), make_device(device, device_option)
     arch = Architecture.from_json(store.architecture(digest).spec)

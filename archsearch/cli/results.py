@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -21,14 +21,13 @@ from archsearch.cli.common import (
     handle_errors,
 )
 from archsearch.cost import FLOP_CONVENTION, Budget
-from archsearch.db import RunConfig, Store, is_stale
-from archsearch.db.heartbeat import STALE_AFTER
 from archsearch.errors import UserError
-from archsearch.evaluators import Metric, guess_direction, known_metrics
 from archsearch.expr import Expr, parse_expr
 from archsearch.limits import MAX_INT
-from archsearch.search import parse_objectives
 from archsearch.spec import Architecture
+
+if TYPE_CHECKING:
+    from archsearch.db import RunConfig
 
 runs_app = typer.Typer(
     help="The runs in the database (`archsearch runs`), stale ones (--stale), deletion.",
@@ -54,6 +53,9 @@ def runs(
 ) -> None:
     """List the runs in the database, newest first (also while they run: trials in flight
     count as active). A run whose owner died shows as stale."""
+    from archsearch.db import Store, is_stale
+    from archsearch.db.heartbeat import STALE_AFTER
+
     if ctx.invoked_subcommand is not None:
         return
     store = Store(db)
@@ -125,6 +127,9 @@ def delete_run(
 ) -> None:
     """Delete a run with its trials and scores (architectures, latency tables and supernets,
     which other runs may use, stay). Refused while the run is driven by a live process."""
+    from archsearch.db import Store, is_stale
+    from archsearch.db.heartbeat import STALE_AFTER
+
     store = Store(db)
     info = store.get_run(run_id)
     if info.status == "running" and not is_stale(info, STALE_AFTER):
@@ -178,6 +183,10 @@ def pareto(
     GFLOPs count one multiply-accumulate as one FLOP. With --with-zoo the seed networks
     (`archsearch zoo list`) appear beside the front, named in the zoo column.
     """
+    from archsearch.db import Store
+    from archsearch.evaluators import Metric, guess_direction, known_metrics
+    from archsearch.search import parse_objectives
+
     store = Store(db)
     info = store.get_run(run)
     # metrics stored by the run (a table's columns) are objectives too
@@ -229,6 +238,8 @@ def show(
     ] = DocFormat.yaml,
 ) -> None:
     """One architecture: its spec, exact costs and every score stored for it."""
+    from archsearch.db import Store
+
     store = Store(db)
     info = store.architecture(digest)
     emit_document(arch_document(Architecture.from_json(info.spec), trials=info.trials), fmt)

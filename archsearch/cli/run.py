@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,20 +35,19 @@ from archsearch.cli.evaluate import (
 )
 from archsearch.cli.supernet import resolve_checkpoint
 from archsearch.cost import BUDGET_EXAMPLES, FLOP_CONVENTION
-from archsearch.db import Claim, Store, display_url
+from archsearch.cost.metrics import DEFAULT_OBJECTIVE
 from archsearch.errors import UserError
 from archsearch.limits import MAX_INT
-from archsearch.search import (
-    DEFAULT_OBJECTIVE,
-    Outcome,
-    Search,
-    check_run_numbers,
-    from_run,
-    optimize,
-)
-from archsearch.search import Progress as SearchProgress
-from archsearch.search.settings import RunSettings, parse_options
 from archsearch.solvers import STRATEGIES
+
+if TYPE_CHECKING:
+    from archsearch.db import Claim, Store
+    from archsearch.search import (
+        DEFAULT_OBJECTIVE,
+        Outcome,
+        Search,
+    )
+    from archsearch.search import Progress as SearchProgress
 
 
 @handle_errors
@@ -213,6 +212,10 @@ def run(
     stops cleanly, keeping every finished trial; continue with --resume. FLOP convention:
     one multiply-accumulate counts as one FLOP (ConvNeXt-T = 4.5 GFLOPs).
     """
+    from archsearch.db import Store
+    from archsearch.search import check_run_numbers, from_run
+    from archsearch.search.settings import RunSettings
+
     ray = _ray_options(
         workers, address, max_concurrent, scheduler, cpus_per_trial, gpus_per_trial, retries
     )
@@ -275,6 +278,7 @@ def _measure_front(
     """Times the first ``k`` networks of the run's front whole, beside their predictions."""
     from archsearch import profiling
     from archsearch.cost.devices import create_device
+    from archsearch.search.settings import parse_options
     from archsearch.spec import Architecture
 
     latency = [e for e in search.evaluators if e.name.startswith("latency@")]
@@ -416,6 +420,8 @@ def _run_with_progress(
     db: str | None = None,
     takeover: bool = False,
 ) -> Outcome:
+    from archsearch.search import optimize
+
     first = search.objectives[0]
     bar = Progress(
         TextColumn("[bold]run {task.fields[run]}"),
@@ -527,6 +533,7 @@ def _run_on_ray(
 ) -> Outcome:
     """Cheap scores as batched Ray tasks; expensive ones (training) as Ray Tune trials."""
     from archsearch.distributed import RayTasks, connect, worker_url
+    from archsearch.search import optimize
 
     cheap = all(e.cheap for e in search.evaluators)
     if ray.scheduler is not None and cheap:
@@ -605,6 +612,8 @@ def _report(
     """The run's front: a table and a summary line; with ``-f json`` one document with the run
     id, its outcome and the front (full digests); with ``-f csv`` the front's rows, each with
     the run id."""
+    from archsearch.db import display_url
+
     objectives = [(o.name, o.direction) for o in search.objectives]
     if "macs" not in dict(objectives):
         objectives = [("macs", "min"), *objectives]

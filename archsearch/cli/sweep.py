@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,8 +16,10 @@ from archsearch.cli.common import (
     err_console,
     handle_errors,
 )
-from archsearch.db import Store, display_url
 from archsearch.errors import UserError
+
+if TYPE_CHECKING:
+    pass
 
 
 @handle_errors
@@ -53,6 +55,7 @@ def sweep(
     does not stop the others; its error is stored with it (see `archsearch runs --sweep NAME`).
     FLOP convention: one multiply-accumulate counts as one FLOP (ConvNeXt-T = 4.5 GFLOPs).
     """
+    from archsearch.db import Store, display_url
     from archsearch.distributed import connect, worker_url
     from archsearch.distributed.sweep import load_sweep, prepare, run_sweep
 

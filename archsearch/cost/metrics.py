@@ -27,3 +27,9 @@ COST_METRICS: tuple[Metric, ...] = (
     Metric("activations", "min", "elements output by convs/linears/matmuls (exact, analytic)"),
 )
 """Always available: computed by :func:`archsearch.count` and stored with each architecture."""
+
+DEFAULT_SCORE = "naswot"
+"""The score a search optimises when neither objectives nor scores are given: the cheap score
+that ranked architectures best by trained accuracy in ``benchmarks/proxy_ranking.py`` (see the
+README's Scores section), ahead of DeepMAD's entropy."""
+DEFAULT_OBJECTIVE = f"{DEFAULT_SCORE}:max"

@@ -14,9 +14,8 @@
 
 from __future__ import annotations
 
+from archsearch.cost.metrics import DEFAULT_OBJECTIVE, DEFAULT_SCORE
 from archsearch.search.config import (
-    DEFAULT_OBJECTIVE,
-    DEFAULT_SCORE,
     Search,
     check_run_numbers,
     configure,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archsearch.cost import Budget, count, format_si
+from archsearch.cost.metrics import DEFAULT_OBJECTIVE
 from archsearch.db import (
     RunConfig,
 )
@@ -34,14 +35,6 @@ from archsearch.solvers import (
 )
 from archsearch.spaces import Space
 from archsearch.spec import Architecture
-
-DEFAULT_SCORE = "naswot"
-"""The score a search optimises when neither objectives nor scores are given: the cheap score
-that ranked architectures best by trained accuracy in ``benchmarks/proxy_ranking.py`` (see the
-README's Scores section), ahead of DeepMAD's entropy."""
-
-
-DEFAULT_OBJECTIVE = f"{DEFAULT_SCORE}:max"
 
 
 @dataclass

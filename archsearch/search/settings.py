@@ -23,10 +23,11 @@ from pydantic import BaseModel, ConfigDict
 from archsearch.cost import Budget
 from archsearch.cost.devices import DEVICES
 from archsearch.cost.latency import parse_latency
+from archsearch.cost.metrics import DEFAULT_OBJECTIVE
 from archsearch.errors import UserError
 from archsearch.evaluators import COST_METRICS, EVALUATORS, evaluator_for
 from archsearch.expr import parse_expr
-from archsearch.search.config import DEFAULT_OBJECTIVE, Search, configure, split_score
+from archsearch.search.config import Search, configure, split_score
 from archsearch.solvers import strategy_class
 from archsearch.spaces import load_space
 

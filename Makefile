@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet clean
+.PHONY: install run test test-fast lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadgroup
+
+# The developers' fast lane (under a minute on 2 cores): tests not marked slow, 15 examples
+# per property test. `make test` runs everything.
+test-fast: $(STAMP)
+	HYPOTHESIS_PROFILE=fast $(BIN)/python -m pytest -n auto --dist loadgroup -m "not slow" -q
 
 # The fuzz suite's long run: 300 hostile inputs per parser (tests/fuzz), about 7 minutes.
 fuzz: $(STAMP)

@@ -12,8 +12,10 @@ object that is registered under the entry point's name the first time the regist
 from __future__ import annotations
 
 import collections.abc
+import importlib
 import inspect
 import math
+import pkgutil
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -67,6 +69,42 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
         return obj
+
+    def register_lazy(self, name: str, target: str) -> None:
+        """Registers ``"module:attribute"`` under ``name``, imported on first use (an
+        extension whose import is heavy, such as a strategy built on numpy and cvxpy, stays
+        out of ``archsearch --help``)."""
+        self._pending.setdefault(name, metadata.EntryPoint(name, target, "archsearch"))
+
+    def discover(
+        self,
+        package: str,
+        base: type,
+        *,
+        adapt: Callable[[type], T] | None = None,
+        skip: tuple[str, ...] = (),
+    ) -> None:
+        """Registers every class of ``package``'s modules (and subpackages, but for those in
+        ``skip``) that subclasses ``base`` and names itself (a ``name`` attribute of its own;
+        abstract classes and bases without one are skipped), each under its name: a new
+        built-in extension is one new module, with no list to edit. ``adapt`` turns the class
+        into the registered object (an instance)."""
+        pkg = importlib.import_module(package)
+        for info in pkgutil.iter_modules(pkg.__path__, prefix=f"{package}."):
+            if info.name.rpartition(".")[2] in skip:
+                continue
+            module = importlib.import_module(info.name)
+            for obj in vars(module).values():
+                if (
+                    isinstance(obj, type)
+                    and issubclass(obj, base)
+                    and obj.__module__.startswith(module.__name__)
+                    and isinstance(obj.__dict__.get("name"), str)
+                    and not inspect.isabstract(obj)
+                    and self._items.get(obj.__dict__["name"]) is not obj
+                ):
+                    value = adapt(obj) if adapt else obj
+                    self.register(obj.__dict__["name"], value)  # type: ignore[arg-type]
 
     def decorator(self, name: str) -> Callable[[T], T]:
         """Returns a decorator that registers the decorated object under ``name``."""

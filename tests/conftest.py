@@ -31,6 +31,14 @@ settings.register_profile(
     "ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("explore", deadline=None, max_examples=500)
+# `make test-fast`: fewer examples per property (the developers' lane, under a minute).
+settings.register_profile(
+    "fast",
+    derandomize=True,
+    deadline=None,
+    max_examples=15,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 # The fuzz suite's long run: `pytest tests/fuzz --hypothesis-profile fuzz` (300 examples per
 # parser instead of the default run's 10).
 settings.register_profile(

@@ -31,6 +31,7 @@ def brute_force(bound: float) -> tuple[float, np.ndarray]:
     return max(r["acc_test"] for r in ok), v
 
 
+@pytest.mark.slow
 def test_ground_truth_is_the_brute_force_optimum(nb201_table: Path) -> None:
     table = Table(path=str(nb201_table))
     objs = parse_objectives(
@@ -46,6 +47,7 @@ def test_ground_truth_is_the_brute_force_optimum(nb201_table: Path) -> None:
     assert truth.hypervolume == pytest.approx(hypervolume(front, v.max(axis=0)))
 
 
+@pytest.mark.slow
 def test_bench_search_measures_and_is_deterministic(nb201_table: Path) -> None:
     def go() -> list[dict]:
         _, summaries = bench_search(
@@ -73,6 +75,7 @@ def test_bench_search_measures_and_is_deterministic(nb201_table: Path) -> None:
     assert rows == go()
 
 
+@pytest.mark.slow
 def test_queries_to_the_optimum_count_trials(tmp_path: Path, nb201_table: Path) -> None:
     from archsearch.db import Store
 
@@ -102,6 +105,7 @@ def test_queries_to_the_optimum_count_trials(tmp_path: Path, nb201_table: Path) 
     assert found  # evolution reaches the optimum in some of the runs
 
 
+@pytest.mark.slow
 def test_bench_refuses_what_it_cannot_measure(tmp_path: Path, nb201_table: Path) -> None:
     common = {"space": load_space("nb201"), "strategies": ["random"], "trials": [5], "seeds": 1}
     with pytest.raises(UserError, match="objectives must be columns"):
@@ -116,6 +120,7 @@ def test_bench_refuses_what_it_cannot_measure(tmp_path: Path, nb201_table: Path)
         )
 
 
+@pytest.mark.slow
 def test_cli_bench_search(nb201_table: Path) -> None:
     runner = CliRunner()
     args = [

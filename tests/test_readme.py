@@ -20,6 +20,7 @@ def section_blocks(title: str) -> list[str]:
     return re.findall(r"```(?:\w+)?\n(.*?)```", section, flags=re.S)
 
 
+@pytest.mark.slow
 def test_quick_start_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # commands name files of the repository
     monkeypatch.setenv("ARCHSEARCH_DB", f"sqlite:///{tmp_path / 'readme.db'}")
@@ -33,8 +34,16 @@ def test_quick_start_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert result.exit_code == 0, f"{line}\n{result.stderr}"
 
 
-def test_python_example() -> None:
+def test_python_example(capsys: pytest.CaptureFixture[str]) -> None:
+    import archsearch
+
     code = section_blocks("Quick start")[1]
     namespace: dict[str, object] = {}
     exec(compile(code, "README.md", "exec"), namespace)
-    assert "arch" in namespace
+    arch, cost, model = namespace["arch"], namespace["cost"], namespace["model"]
+    assert isinstance(arch, archsearch.Architecture)
+    assert namespace["space"].contains(arch)  # type: ignore[attr-defined]
+    assert cost == archsearch.count(arch)
+    assert sum(p.numel() for p in model.parameters()) == cost.params  # type: ignore[attr-defined]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == "28589128"  # the comment in the README says what it prints

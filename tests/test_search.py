@@ -95,6 +95,7 @@ def test_failures_and_nan_are_recorded_and_the_search_goes_on(
     assert info.n_failed == len(failed) and info.status == "finished"
 
 
+@pytest.mark.slow
 def test_interrupt_keeps_finished_trials_and_resume_matches_uninterrupted(
     sqlite_url: str, hybrid: Space, flaky: None
 ) -> None:

@@ -17,22 +17,6 @@ from archsearch.blocks.base import (
     Scalar,
     Shape,
 )
-from archsearch.blocks.cells import NB201Cell, NB201Head, NB201Reduce
-from archsearch.blocks.conv_blocks import Bottleneck, ConvNeXt, MBConv
-from archsearch.blocks.conv_layers import (
-    ConvBnAct,
-    ConvDown,
-    ConvStem,
-    OverlapPatch,
-    Patchify,
-    PatchMerge,
-    ResNetStem,
-)
-from archsearch.blocks.heads import Head
-from archsearch.blocks.hybrid import CvT, CvTEmbed, NextConvBlock, NextTransformerBlock
-from archsearch.blocks.resnas import PosPatch, ResReduce, ViTBlock
-from archsearch.blocks.token_mixers import MHSA, SRMHSA, Pool
-from archsearch.blocks.vit import EffFormerAttn, StageNorm, TinyViT, TinyViTMerge, ViTEmbed
 from archsearch.registry import Registry
 
 BLOCKS: Registry[BlockFamily] = Registry(
@@ -41,38 +25,9 @@ BLOCKS: Registry[BlockFamily] = Registry(
     adapt=lambda obj: obj() if isinstance(obj, type) else obj,
 )
 
-for _family in (
-    ConvBnAct,
-    ConvStem,
-    Patchify,
-    OverlapPatch,
-    ConvDown,
-    PatchMerge,
-    ConvNeXt,
-    MBConv,
-    Bottleneck,
-    Pool,
-    MHSA,
-    SRMHSA,
-    Head,
-    ResNetStem,
-    ViTEmbed,
-    EffFormerAttn,
-    TinyViT,
-    TinyViTMerge,
-    StageNorm,
-    NextConvBlock,
-    NextTransformerBlock,
-    CvTEmbed,
-    CvT,
-    NB201Cell,
-    NB201Reduce,
-    NB201Head,
-    PosPatch,
-    ResReduce,
-    ViTBlock,
-):
-    BLOCKS.register(_family.name, _family())
+# Every family defined in this package's modules, under its name (a new family: a new module).
+# (layers/ holds the torch modules, imported by the families' build methods only.)
+BLOCKS.discover(__name__, BlockFamily, adapt=lambda cls: cls(), skip=("layers",))
 
 
 def get_block(name: str) -> BlockFamily:

@@ -240,6 +240,10 @@ class BlockFamily(ABC):
     aliases: ClassVar[tuple[Alias, ...]] = ()
     reference: ClassVar[str] = ""
     """The paper (and official code) the family follows."""
+    width_keeping: ClassVar[bool] = False
+    """True for blocks whose output has their input's width (a residual block): ``check``
+    refuses ``out_channels`` other than the input's (the conformance suite checks both
+    ways)."""
 
     def __init__(self) -> None:
         self._by_name = {p.name: p for p in self.params}

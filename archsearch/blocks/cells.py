@@ -74,6 +74,7 @@ def live_graph(ops: Mapping[str, Any]) -> nx.DiGraph:
 
 class NB201Cell(BlockFamily):
     name = "nb201_cell"
+    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "NAS-Bench-201 (Dong & Yang, ICLR 2020), D-X-Y/NAS-Bench-201 InferCell"
     params = tuple(

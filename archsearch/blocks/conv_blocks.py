@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 class ConvNeXt(BlockFamily):
     name = "convnext"
+    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "ConvNeXt (Liu et al., CVPR 2022), facebookresearch/ConvNeXt Block"
     params = (

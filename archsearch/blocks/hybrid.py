@@ -237,6 +237,7 @@ class CvTEmbed(BlockFamily):
 
 class CvT(BlockFamily):
     name = "cvt"
+    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "CvT block (Wu et al., ICCV 2021), microsoft/CvT"
     params = (

@@ -44,6 +44,7 @@ HEAD_DIM = Alias("head_dim", "heads", lambda cin, cout, d: max(1, cout // int(d)
 
 class Pool(BlockFamily):
     name = "pool"
+    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "PoolFormer (Yu et al., CVPR 2022); EfficientFormer Meta4D (Li et al., 2022)"
     params = (
@@ -197,6 +198,7 @@ class _AttentionFamily(BlockFamily):
 
 class MHSA(_AttentionFamily):
     name = "mhsa"
+    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "ViT (Dosovitskiy et al., ICLR 2021); DeiT (Touvron et al., ICML 2021)"
     params = (
@@ -210,6 +212,7 @@ class MHSA(_AttentionFamily):
 
 class SRMHSA(_AttentionFamily):
     name = "sr_mhsa"
+    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "PVT (Wang et al., ICCV 2021); PVTv2 (Wang et al., CVMJ 2022)"
     params = (

@@ -90,6 +90,7 @@ class ViTEmbed(BlockFamily):
 
 class EffFormerAttn(BlockFamily):
     name = "effformer_attn"
+    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "EfficientFormer Meta3D (Li et al., NeurIPS 2022), snap-research/EfficientFormer"
     params = (
@@ -143,6 +144,7 @@ class EffFormerAttn(BlockFamily):
 
 class TinyViT(BlockFamily):
     name = "tinyvit"
+    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "TinyViT (Wu et al., ECCV 2022), microsoft/Cream TinyViTBlock"
     params = (
@@ -237,6 +239,7 @@ class TinyViTMerge(BlockFamily):
 
 class StageNorm(BlockFamily):
     name = "norm"
+    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "PVTv2 stage norms (Wang et al., CVMJ 2022)"
     params = (Param("kind", str, "ln", choices=("ln", "bn", "gn"), doc="normalisation"),)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -19,17 +19,19 @@ from archsearch.cli.common import (
     handle_errors,
     interrupt_code,
 )
+from archsearch.cost.metrics import DEFAULT_SCORE
 from archsearch.evaluators import COST_METRICS, EVALUATORS, Evaluator
 from archsearch.evaluators.proxies import DEFAULT_BATCH
 
-if TYPE_CHECKING:
-    pass
-
+# Generated from the registries: a plugin's score or device shows here without an edit.
+_SCORES = ", ".join(
+    f"{n} (the default)" if n == DEFAULT_SCORE else n
+    for n in [*EVALUATORS.names(), *(m.name for m in COST_METRICS)]
+)
 ScoreOption = Annotated[
     list[str] | None,
     typer.Option(
-        help="Score(s), comma-separated or repeated: naswot (the default), entropy, synflow, "
-        "grad_norm, snip, jacob_cov, zen, train, params, macs, table:COLUMN (see `archsearch "
+        help=f"Score(s), comma-separated or repeated: {_SCORES}, table:COLUMN (see `archsearch "
         "evaluators`); without --objectives the first one is optimised.",
     ),
 ]

@@ -281,8 +281,13 @@ class ONNXRuntime(Device):
 
     name = "onnxruntime"
 
-    def __init__(self, *, threads: int | None = None, batch: int = 1) -> None:
-        super().__init__(batch=batch)
+    dtypes = ("float32",)
+
+    def __init__(
+        self, *, threads: int | None = None, batch: int = 1, dtype: str = "float32"
+    ) -> None:
+        # dtype is part of the identity (float32 only), so options() recreates the device
+        super().__init__(batch=batch, dtype=dtype)
         self.threads = threads or os.cpu_count() or 1
 
     @classmethod
@@ -348,7 +353,7 @@ class ONNXRuntime(Device):
 
 
 DEVICES: Registry[type[Device]] = Registry("device", entry_point_group="archsearch.devices")
-for _d in (CPU, CUDA, ONNXRuntime):
+for _d in (CPU, CUDA, ONNXRuntime):  # devices live in this one module: listed here
     DEVICES.register(_d.name, _d)
 
 

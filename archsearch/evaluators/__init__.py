@@ -25,11 +25,8 @@ from archsearch.registry import Registry
 EVALUATORS: Registry[type[Evaluator]] = Registry(
     "evaluator", entry_point_group="archsearch.evaluators"
 )
-EVALUATORS.register(Entropy.name, Entropy)
-for _proxy in PROXIES:
-    EVALUATORS.register(_proxy.name, _proxy)
-EVALUATORS.register(Train.name, Train)
-EVALUATORS.register(Table.name, Table)
+# Every score defined in this package's modules, under its name (a new one: a new module).
+EVALUATORS.discover(__name__, Evaluator)
 # `latency@<device>` for every device of the device registry (plugins' devices included).
 EVALUATORS.add_source(lambda: {f"latency@{d}": latency_evaluator(d) for d in DEVICES.names()})
 
@@ -70,6 +67,7 @@ def evaluator_for(metric: str) -> str | None:
 __all__ = [
     "COST_METRICS",
     "EVALUATORS",
+    "PROXIES",
     "Direction",
     "Entropy",
     "EntropyStats",

@@ -30,8 +30,8 @@ from archsearch.solvers.supernet_evolution import SupernetEvolution
 STRATEGIES: Registry[type[Strategy]] = Registry(
     "strategy", entry_point_group="archsearch.strategies"
 )
-for _s in (RandomSearch, Evolution, DeepMAD, OptunaSearch, SupernetEvolution):
-    STRATEGIES.register(_s.name, _s)
+# Every strategy defined in this package's modules, under its name (a new one: a new module).
+STRATEGIES.discover(__name__, Strategy)
 
 
 def strategy_class(name: str) -> type[Strategy]:

@@ -263,6 +263,7 @@ def test_pareto_with_zoo(done_run: tuple[str, int]) -> None:
     assert macs == sorted(macs)
 
 
+@pytest.mark.slow
 def test_spaces_and_blocks() -> None:
     code, out, _ = invoke("spaces", "list", "-f", "json")
     assert code == 0 and [r["name"] for r in json.loads(out)] == [
@@ -397,6 +398,7 @@ def test_help_states_the_flop_convention() -> None:
     assert "1 FLOP = 1 multiply-accumulate" in " ".join(r.stdout.split())
 
 
+@pytest.mark.slow
 def test_installed_command_smoke(tmp_path: Path) -> None:
     exe = shutil.which("archsearch", path=os.path.dirname(sys.executable)) or shutil.which(
         "archsearch"
@@ -428,6 +430,7 @@ def test_installed_command_smoke(tmp_path: Path) -> None:
     assert r.returncode == 0 and "run" in r.stdout
 
 
+@pytest.mark.slow
 def test_run_deepmad_prints_the_design_and_its_bounds(sqlite_url: str) -> None:
     code, out, err = invoke(
         "run", "--space", "hybrid", "--strategy", "deepmad", "--budget", "1GFLOP",

@@ -44,6 +44,7 @@ def test_run_with_a_proxy_optimises_it(sqlite_url: str) -> None:
     assert all("naswot" in t.values for t in store.trials(run.id))
 
 
+@pytest.mark.slow
 def test_run_with_train_on_a_dataset_then_resume(sqlite_url: str, easy: str) -> None:
     args = ["--space", TINY, "--score", "train,synflow", "--data", easy, "--steps", "2"]
     code, out, err = invoke("run", *args, "-S", "batch_size=16", "--trials", "2", db=sqlite_url)
@@ -63,6 +64,7 @@ def test_run_with_train_on_a_dataset_then_resume(sqlite_url: str, easy: str) -> 
     assert len(store.trials(run.id)) == 3
 
 
+@pytest.mark.slow
 def test_evaluate_scores_specs_and_stores_them(sqlite_url: str, easy: str) -> None:
     spec = str(FIXTURES / "deepmad_r50.yaml")
     code, out, err = invoke(

@@ -99,6 +99,7 @@ def test_npz_with_pickled_objects_is_refused(tmp_path: Path, sqlite_url: str) ->
         ),
     ],
 )
+@pytest.mark.slow
 def test_space_sizes_are_bounded_while_parsing(
     tmp_path: Path, stage: dict[str, object], message: str
 ) -> None:
@@ -363,6 +364,7 @@ def test_version_and_help_fit_80_columns() -> None:
     assert "macs:min,entropy:max" in r.stdout.replace("\n", "").replace(" ", "")
 
 
+@pytest.mark.slow
 def test_space_sizes_agree_between_list_and_show() -> None:
     code, out, _ = invoke("spaces", "list", "-f", "json")
     listed = {r["name"]: r["log10_size"] for r in json.loads(out)}

@@ -14,6 +14,7 @@ from archsearch.spec import Architecture
 from tests.conftest import FIXTURES
 
 
+@pytest.mark.slow
 @settings(max_examples=25)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_sampled_hybrid_networks_count_exactly(hybrid: Space, seed: int) -> None:

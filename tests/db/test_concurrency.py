@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import traceback
 
+import pytest
 from sqlalchemy import text
 
 from archsearch.cost import count
@@ -36,6 +37,7 @@ def writer(url: str, run_id: int, specs: list[str], queue: mp.Queue) -> None:  #
     queue.put(errors)
 
 
+@pytest.mark.slow
 def test_four_writers_2000_trials(db_url: str) -> None:
     space = load_space("hybrid")
     specs: dict[str, str] = {}

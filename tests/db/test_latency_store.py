@@ -100,6 +100,7 @@ def _writer(url: str, queue: mp.Queue) -> None:  # type: ignore[type-arg]
         queue.put(traceback.format_exc(limit=3))
 
 
+@pytest.mark.slow
 def test_two_writers_profile_the_same_blocks(db_url: str, tiny: Space) -> None:
     Store(db_url)
     ctx = mp.get_context("spawn")

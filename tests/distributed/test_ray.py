@@ -38,6 +38,7 @@ def digests(store: Store, run: int) -> list[str]:
     return [t.digest for t in store.trials(run)]
 
 
+@pytest.mark.slow
 def test_tasks_store_what_the_in_process_path_stores(
     ray_cluster: object, db_url: str, hybrid: Space
 ) -> None:
@@ -84,6 +85,7 @@ def test_a_killed_worker_is_retried_without_losing_or_duplicating(
     assert {attempts[d] for d in killed} == {2} and max(attempts.values()) == 2
 
 
+@pytest.mark.slow
 def test_a_worker_dying_every_time_fails_its_trials_after_bounded_retries(
     ray_cluster: object, sqlite_url: str, tmp_path: Path, hybrid: Space
 ) -> None:
@@ -110,6 +112,7 @@ def test_a_worker_dying_every_time_fails_its_trials_after_bounded_retries(
     assert len(errors) == 1 and errors[0].startswith("ray task: ")
 
 
+@pytest.mark.slow
 def test_tune_trials_with_asha_store_intermediate_results(
     ray_cluster: object, sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -154,6 +157,7 @@ def test_tune_trials_with_asha_store_intermediate_results(
         tune_search(store, again, url=url, scheduler="hyperband")
 
 
+@pytest.mark.slow
 def test_sweep_runs_every_point_and_records_failures(
     ray_cluster: object, db_url: str, tmp_path: Path
 ) -> None:

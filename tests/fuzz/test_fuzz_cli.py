@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from tests.conftest import FIXTURES
 from tests.fuzz.conftest import CliServer, check, fuzz_examples, snapshot
 
-pytestmark = pytest.mark.fuzz
+pytestmark = [pytest.mark.fuzz, pytest.mark.slow]
 
 FUZZ = settings(
     max_examples=fuzz_examples(10),

@@ -43,6 +43,7 @@ def check_design(sp, budget, arch: Architecture, rho: float) -> float:
     return stats.score
 
 
+@pytest.mark.slow
 def test_r50_budget_beats_released_deepmad_r50() -> None:
     # DeepMAD-R50: 4.13 GFLOPs, 25.55M params, rho <= 0.3; released score 48919.3.
     sp, budget, strategy, archs = solve(
@@ -60,6 +61,7 @@ def test_r50_budget_beats_released_deepmad_r50() -> None:
     assert all(b.sensitivity is None or b.sensitivity >= -1e-6 for b in solution.bindings)
 
 
+@pytest.mark.slow
 def test_29m_budget_beats_released_deepmad_29m() -> None:
     # DeepMAD-29M: 4.5 GFLOPs, 29M params, rho <= 0.5; released score 19135.9.
     sp, budget, _, archs = solve("mbconv", 4.5e9, 29e6, 0.5, starts=2)
@@ -87,6 +89,7 @@ def test_program_costs_equal_the_exact_count_at_the_released_network() -> None:
     assert rho == pytest.approx(deepmad_entropy(arch).rho, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_deterministic_under_seed() -> None:
     runs = [
         [a.digest for a in solve("convnet", 1e9, None, 0.3, starts=2, seed=s, polish=300)[3]]
@@ -95,6 +98,7 @@ def test_deterministic_under_seed() -> None:
     assert runs[0] == runs[1] and runs[0]
 
 
+@pytest.mark.slow
 def test_hybrid_designs_meet_the_budget() -> None:
     sp, budget, _, archs = solve("hybrid", 1e9, None, None, starts=1, polish=300)
     assert archs and all(sp.contains(a) and budget.admits(count(a)) for a in archs)

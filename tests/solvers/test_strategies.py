@@ -14,19 +14,13 @@ import math
 
 import pytest
 
-from archsearch.cost import Budget, count
 from archsearch.errors import UserError
-from archsearch.evaluators import Entropy
 from archsearch.search import parse_objectives
-from archsearch.solvers import STRATEGIES, Problem, Result, create_strategy
+from archsearch.solvers import STRATEGIES, Problem, create_strategy
 from archsearch.spaces import Space, load_space
-from archsearch.spec import Architecture
+from archsearch.testing import strategies as conformance
 
-BUDGET = Budget(macs=800_000_000)
 SAMPLERS = [n for n in STRATEGIES.names() if STRATEGIES.get(n).samples]
-EVAL = Entropy()
-
-
 SLOW_ON_HYBRID = {"optuna"}
 
 
@@ -37,81 +31,31 @@ def space(request: pytest.FixtureRequest, hybrid: Space) -> Space:
     return load_space("nb201") if name in SLOW_ON_HYBRID else hybrid
 
 
-def feasible(arch: Architecture) -> bool:
-    return BUDGET.admits(count(arch))
+def evolution_options(name: str) -> dict[str, int]:
+    return {"population": 16} if name == "evolution" else {}
 
 
-def results_for(archs: list[Architecture], objectives: str) -> list[Result]:
-    out = []
-    for a, scores in zip(archs, EVAL.evaluate(archs), strict=True):
-        values = {**{k: float(v) for k, v in count(a).as_dict().items()}, **scores}
-        out.append(Result(a, values))
-    return out
-
-
-def drive(space: Space, name: str, objectives: str, seed: int, rounds: int = 6, n: int = 16):
-    strategy = create_strategy(
-        name, seed=seed, **({"population": 16} if name == "evolution" else {})
-    )
-    strategy.setup(Problem(space, parse_objectives(objectives), feasible))
-    asked: list[str] = []
-    for _ in range(rounds):
-        batch = strategy.ask(n)
-        asked += [a.digest for a in batch]
-        strategy.tell(results_for(batch, objectives))
-    return asked, strategy
-
-
-@pytest.mark.parametrize("objectives", ["entropy:max", "macs:min,entropy:max"])
+@pytest.mark.parametrize("objectives", list(conformance.OBJECTIVES))
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_deterministic_under_seed(space: Space, name: str, objectives: str) -> None:
-    a, _ = drive(space, name, objectives, seed=11)
-    b, _ = drive(space, name, objectives, seed=11)
-    c, _ = drive(space, name, objectives, seed=12)
-    assert a == b and a != c
+    conformance.check_deterministic(name, space, objectives, **evolution_options(name))
 
 
-@pytest.mark.parametrize("objectives", ["entropy:max", "macs:min,entropy:max"])
+@pytest.mark.parametrize("objectives", list(conformance.OBJECTIVES))
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_never_infeasible_or_duplicate(space: Space, name: str, objectives: str) -> None:
-    strategy = create_strategy(name, seed=3)
-    strategy.setup(Problem(space, parse_objectives(objectives), feasible))
-    seen: set[str] = set()
-    for _ in range(8):
-        batch = strategy.ask(25)
-        assert batch
-        for arch in batch:
-            assert arch.digest not in seen
-            assert feasible(arch)
-            assert space.contains(arch)
-            seen.add(arch.digest)
-        strategy.tell(results_for(batch, objectives))
+    conformance.check_feasible_and_new(name, space, objectives)
 
 
-@pytest.mark.parametrize("objectives", ["entropy:max", "macs:min,entropy:max"])
+@pytest.mark.parametrize("objectives", list(conformance.OBJECTIVES))
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_survives_nan_inf_and_failures(space: Space, name: str, objectives: str) -> None:
-    strategy = create_strategy(name, seed=5)
-    objs = parse_objectives(objectives)
-    strategy.setup(Problem(space, objs, feasible))
-    bad = [math.nan, math.inf, -math.inf]
-    for round_ in range(6):
-        batch = strategy.ask(20)
-        assert batch, f"round {round_}: the strategy stopped after bad scores"
-        results = []
-        for i, arch in enumerate(batch):
-            if i % 4 == 3:
-                results.append(Result(arch, {}, "failed"))
-            else:
-                results.append(Result(arch, {o.name: bad[(i + round_) % 3] for o in objs}))
-        strategy.tell(results)
+    conformance.check_survives_bad_scores(name, space, objectives)
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_exhaustion_returns_short(space: Space, name: str) -> None:
-    strategy = create_strategy(name, seed=0, max_tries=50)
-    strategy.setup(Problem(space, parse_objectives("entropy:max"), lambda a: False))
-    assert strategy.ask(5) == []
+    conformance.check_exhaustion(name, space)
 
 
 def test_unknown_strategy_and_options() -> None:
@@ -124,18 +68,21 @@ def test_unknown_strategy_and_options() -> None:
 
 
 def best_entropy(space: Space, name: str, seed: int, trials: int = 320) -> float:
+    feasible = conformance.within_budget
+    results_for = conformance.results_for
     strategy = create_strategy(name, seed=seed)
     strategy.setup(Problem(space, parse_objectives("entropy:max"), feasible))
     best = -math.inf
     while trials > 0:
         batch = strategy.ask(min(32, trials))
-        results = results_for(batch, "entropy:max")
+        results = results_for(batch)
         best = max([best, *(r.values["entropy"] for r in results)])
         strategy.tell(results)
         trials -= len(batch)
     return best
 
 
+@pytest.mark.slow
 def test_regularized_evolution_beats_random(hybrid: Space) -> None:
     # At 1000 trials evolution won on each of 5 seeds tried; at 300-600 it did not always.
     for seed in range(3):
@@ -143,6 +90,7 @@ def test_regularized_evolution_beats_random(hybrid: Space) -> None:
         assert evo > best_entropy(hybrid, "random", seed, trials=1000), seed
 
 
+@pytest.mark.slow
 def test_nsga2_front_dominates_random_front(hybrid: Space) -> None:
     from archsearch.pareto import pareto_front_mask, to_minimisation
 
@@ -152,11 +100,13 @@ def test_nsga2_front_dominates_random_front(hybrid: Space) -> None:
             if name == "evolution"
             else (create_strategy(name, seed=1))
         )
-        strategy.setup(Problem(hybrid, parse_objectives("macs:min,entropy:max"), feasible))
+        strategy.setup(
+            Problem(hybrid, parse_objectives("macs:min,entropy:max"), conformance.within_budget)
+        )
         rows = []
         for _ in range(10):
             batch = strategy.ask(32)
-            res = results_for(batch, "macs:min,entropy:max")
+            res = conformance.results_for(batch)
             rows += [[r.values["macs"], r.values["entropy"]] for r in res]
             strategy.tell(res)
         v = to_minimisation(rows, ["min", "max"])
@@ -185,16 +135,4 @@ def test_init_candidates_are_asked_first_once(space: Space, name: str) -> None:
     seeds = [zoo.get("efficientformer_l1"), zoo.get("tinyvit_5m")]
     if name in SLOW_ON_HYBRID:  # nb201 members stand in for the zoo's
         seeds = [space.sample(seed=1), space.sample(seed=2)]
-    strategy = create_strategy(name, seed=0, init=[seeds[0], seeds[1].to_json(), seeds[0]])
-    strategy.setup(Problem(space, parse_objectives("entropy:max"), lambda a: True))
-    first = strategy.ask(1) + strategy.ask(5)
-    assert [a.digest for a in first[:2]] == [s.digest for s in seeds]
-    assert len({a.digest for a in first}) == 6  # the repeated seed is asked once
-    assert strategy.config()["init"] == [
-        seeds[0].to_json(),
-        seeds[1].to_json(),
-        seeds[0].to_json(),
-    ]
-    again = create_strategy(name, **strategy.config())
-    again.setup(Problem(space, parse_objectives("entropy:max"), lambda a: True))
-    assert [a.digest for a in again.ask(6)] == [a.digest for a in first]
+    conformance.check_init_first(name, space, seeds)

@@ -43,6 +43,7 @@ def test_space_is_six_edges_of_five_ops(nb201: Space) -> None:
     assert nb201.size(samples=50).total == 5**6 == len(ALL_CELLS)
 
 
+@pytest.mark.slow
 def test_every_cell_round_trips_with_its_own_digest(nb201: Space) -> None:
     digests = set()
     for s in ALL_CELLS:
@@ -95,6 +96,7 @@ def test_built_cell_computes_the_dag() -> None:
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_equivalence_classes_are_documented() -> None:
     keys = {equivalence_key(s) for s in ALL_CELLS}
     assert len(keys) == 8765  # the count the module docstring gives

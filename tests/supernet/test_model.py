@@ -49,6 +49,7 @@ def test_extract_equals_supernet_on_random_small_members(small: Supernet, seed: 
     assert_equivalent(small, arch, train=False)
 
 
+@pytest.mark.slow
 def test_extremes_and_the_hybrid_space_with_batchnorm() -> None:
     net = _perturbed(Supernet(load_space("hybrid-small")))
     smallest, largest = net.member_extremes()
@@ -59,6 +60,7 @@ def test_extremes_and_the_hybrid_space_with_batchnorm() -> None:
             assert_equivalent(net, arch, train=train)
 
 
+@pytest.mark.slow
 def test_largest_member_holds_the_whole_bank_of_the_vit_resnas_space() -> None:
     net = Supernet(load_space("vit-resnas"))
     _, largest = net.member_extremes()

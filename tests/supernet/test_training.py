@@ -79,6 +79,7 @@ def test_training_learns_and_resume_ends_with_identical_weights(
     assert [r["train_loss"] for r in resumed.curve] == [r["train_loss"] for r in done.curve]
 
 
+@pytest.mark.slow
 def test_k_subnets_share_one_step_and_seeds_matter(easy: str, tmp_path: Path) -> None:
     one = train_supernet(
         config(easy, epochs=1, subnets_per_step=1, sandwich=False), tmp_path / "1"

@@ -15,15 +15,59 @@ FLOP convention: one multiply-accumulate counts as one FLOP, as the seed papers 
 
 from __future__ import annotations
 
-from archsearch import zoo
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from archsearch._version import __version__
-from archsearch.blocks import Cost, get_block, list_blocks
+
+# `build` is also the name of its module: imported here, so that the module's import (by
+# whoever comes first) cannot leave the package attribute pointing at the module.
 from archsearch.build import build
-from archsearch.cost import Budget, count, count_layers, parse_budget
-from archsearch.errors import ArchsearchError, UserError
-from archsearch.spaces import Space, list_spaces, load_space
-from archsearch.spec import Architecture, Block, Stage
-from archsearch.weights import load_weights
+
+# The public names, each imported on first use (PEP 562): `import archsearch.cli` for
+# `archsearch --help` does not pay for the spaces' schema, the zoo or pydantic.
+_PUBLIC = {
+    "Architecture": "archsearch.spec",
+    "ArchsearchError": "archsearch.errors",
+    "Block": "archsearch.spec",
+    "Budget": "archsearch.cost",
+    "Cost": "archsearch.blocks",
+    "Space": "archsearch.spaces",
+    "Stage": "archsearch.spec",
+    "UserError": "archsearch.errors",
+    "count": "archsearch.cost",
+    "count_layers": "archsearch.cost",
+    "get_block": "archsearch.blocks",
+    "list_blocks": "archsearch.blocks",
+    "list_spaces": "archsearch.spaces",
+    "load_space": "archsearch.spaces",
+    "load_weights": "archsearch.weights",
+    "parse_budget": "archsearch.cost",
+}
+
+if TYPE_CHECKING:
+    from archsearch import zoo
+    from archsearch.blocks import Cost, get_block, list_blocks
+    from archsearch.cost import Budget, count, count_layers, parse_budget
+    from archsearch.errors import ArchsearchError, UserError
+    from archsearch.spaces import Space, list_spaces, load_space
+    from archsearch.spec import Architecture, Block, Stage
+    from archsearch.weights import load_weights
+
+
+def __getattr__(name: str) -> Any:
+    if name == "zoo":
+        return importlib.import_module("archsearch.zoo")
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'archsearch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Architecture",

@@ -12,20 +12,50 @@ object that is registered under the entry point's name the first time the regist
 from __future__ import annotations
 
 import collections.abc
+import functools
 import importlib
+import importlib.util
 import inspect
 import math
-import pkgutil
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from archsearch.errors import UnknownNameError, UserError
 from archsearch.limits import MAX_INT
 
 T = TypeVar("T")
+
+# A top-level class and the string its body (four spaces in) assigns to `name`, possibly
+# annotated: `class Evolution(Strategy):` ... `    name = "evolution"`. Only indented or blank
+# lines lie between, so a match stays inside one class body. tests/test_registry.py checks
+# that this finds exactly the classes importing every module finds.
+_NAMED_CLASS = re.compile(
+    r"^class (?P<cls>\w+)\b[^\n]*:\n(?:(?:[ \t][^\n]*)?\n)*?"
+    r"    name(?: *:[^=\n]+)? *= *[\"'](?P<name>[^\"'\n]+)[\"']",
+    re.M,
+)
+
+
+def _load_class(
+    module: str, cls: str, name: str, base: type, adapt: Callable[[type], Any] | None
+) -> Any:
+    obj = getattr(importlib.import_module(module), cls)
+    if not (
+        isinstance(obj, type)
+        and issubclass(obj, base)
+        and obj.__dict__.get("name") == name
+        and not inspect.isabstract(obj)
+    ):
+        raise TypeError(
+            f"{module}.{cls} is registered as {name!r} but is not a concrete "
+            f"{base.__name__} subclass whose own `name` is {name!r}"
+        )
+    return adapt(obj) if adapt else obj
 
 
 class Registry(Generic[T]):
@@ -50,7 +80,10 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._plugins_loaded = entry_point_group is None
         self._sources: list[Callable[[], dict[str, T]]] = []
-        self._pending: dict[str, metadata.EntryPoint] = {}
+        # name -> loader of what is registered but not imported yet (entry points, discovered
+        # classes), and name -> "module:attribute" of each, to refuse a second registration
+        self._pending: dict[str, Callable[[], T]] = {}
+        self._targets: dict[str, str] = {}
 
     def add_source(self, source: Callable[[], dict[str, T]]) -> None:
         """Adds names derived from another registry (``latency@<device>`` from the devices):
@@ -65,7 +98,7 @@ class Registry(Generic[T]):
 
     def register(self, name: str, obj: T) -> T:
         """Registers ``obj`` under ``name``; a name can be registered once."""
-        if name in self._items and self._items[name] is not obj:
+        if (name in self._items and self._items[name] is not obj) or name in self._pending:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
         return obj
@@ -74,7 +107,21 @@ class Registry(Generic[T]):
         """Registers ``"module:attribute"`` under ``name``, imported on first use (an
         extension whose import is heavy, such as a strategy built on numpy and cvxpy, stays
         out of ``archsearch --help``)."""
-        self._pending.setdefault(name, metadata.EntryPoint(name, target, "archsearch"))
+        module, _, attribute = target.partition(":")
+
+        def load() -> Any:
+            return getattr(importlib.import_module(module), attribute)
+
+        self._add_pending(name, target, self._adapted(load))
+
+    def _add_pending(self, name: str, target: str, load: Callable[[], T]) -> None:
+        known = self._targets.get(name)
+        if known == target:  # the same class found again
+            return
+        if known is not None or name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._targets[name] = target
+        self._pending[name] = load
 
     def discover(
         self,
@@ -85,26 +132,26 @@ class Registry(Generic[T]):
         skip: tuple[str, ...] = (),
     ) -> None:
         """Registers every class of ``package``'s modules (and subpackages, but for those in
-        ``skip``) that subclasses ``base`` and names itself (a ``name`` attribute of its own;
-        abstract classes and bases without one are skipped), each under its name: a new
-        built-in extension is one new module, with no list to edit. ``adapt`` turns the class
-        into the registered object (an instance)."""
-        pkg = importlib.import_module(package)
-        for info in pkgutil.iter_modules(pkg.__path__, prefix=f"{package}."):
-            if info.name.rpartition(".")[2] in skip:
+        ``skip``) that names itself (a top-level class whose body sets ``name`` to a string),
+        each under its name: a new built-in extension is one new module, with no list to edit.
+
+        The modules are read, not imported: a class is imported when its name is first looked
+        up (so that ``archsearch --help`` lists the strategies without importing numpy and
+        cvxpy), and checked then to be a concrete subclass of ``base`` that names itself.
+        ``adapt`` turns the class into the registered object (an instance).
+        """
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.submodule_search_locations, package
+        root = Path(next(iter(spec.submodule_search_locations)))
+        for path in sorted(root.rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            if parts[0] in skip or "__pycache__" in parts:
                 continue
-            module = importlib.import_module(info.name)
-            for obj in vars(module).values():
-                if (
-                    isinstance(obj, type)
-                    and issubclass(obj, base)
-                    and obj.__module__.startswith(module.__name__)
-                    and isinstance(obj.__dict__.get("name"), str)
-                    and not inspect.isabstract(obj)
-                    and self._items.get(obj.__dict__["name"]) is not obj
-                ):
-                    value = adapt(obj) if adapt else obj
-                    self.register(obj.__dict__["name"], value)  # type: ignore[arg-type]
+            module = ".".join((package, *parts)).removesuffix(".__init__")
+            for match in _NAMED_CLASS.finditer(path.read_text(encoding="utf-8")):
+                cls, name = match["cls"], match["name"]
+                load = functools.partial(_load_class, module, cls, name, base, adapt)
+                self._add_pending(name, f"{module}:{cls}", load)
 
     def decorator(self, name: str) -> Callable[[T], T]:
         """Returns a decorator that registers the decorated object under ``name``."""
@@ -122,14 +169,19 @@ class Registry(Generic[T]):
         self._plugins_loaded = True
         assert self._entry_point_group is not None
         for ep in metadata.entry_points(group=self._entry_point_group):
-            if ep.name not in self._items:
-                self._pending.setdefault(ep.name, ep)
+            if ep.name not in self._items and ep.name not in self._pending:
+                self._targets[ep.name] = ep.value
+                self._pending[ep.name] = self._adapted(ep.load)
+
+    def _adapted(self, load: Callable[[], Any]) -> Callable[[], T]:
+        adapt = self._adapt
+        return (lambda: adapt(load())) if adapt else load
 
     def _load(self, name: str) -> None:
-        ep = self._pending.pop(name, None)
-        if ep is not None:
-            obj = ep.load()
-            self._items[name] = self._adapt(obj) if self._adapt else obj
+        load = self._pending.get(name)
+        if load is not None:
+            self._items[name] = load()
+            del self._pending[name]
 
     def get(self, name: str) -> T:
         """Returns the implementation called ``name``.

@@ -47,3 +47,30 @@ def test_python_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert sum(p.numel() for p in model.parameters()) == cost.params  # type: ignore[attr-defined]
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1] == "28589128"  # the comment in the README says what it prints
+
+
+def test_layout_draws_the_enforced_layers() -> None:
+    """The README's layer picture is the one tests/test_layers.py enforces."""
+    from tests.test_layers import LAYERS
+
+    drawn: dict[str, int] = {}
+    for line in section_blocks("Layout")[0].splitlines():
+        level, *names = line.split("  ")
+        if not level.strip().isdigit():
+            continue
+        for name in " ".join(names).split():
+            if name.endswith(("/", ".py")):
+                drawn[name.removesuffix("/").removesuffix(".py")] = int(level)
+    assert drawn == {k: v for k, v in LAYERS.items() if k != "__main__"}
+
+
+def test_layout_names_every_module() -> None:
+    """Every module and package of archsearch/ is in the README's folder list."""
+    listing = section_blocks("Layout")[1]
+    package = ROOT / "archsearch"
+    for path in sorted(package.iterdir()):
+        if path.name == "__pycache__" or path.suffix == ".typed":
+            continue
+        if path.is_dir() or path.suffix == ".py":
+            name = path.name + ("/" if path.is_dir() else "")
+            assert re.search(rf"^  {re.escape(name)}", listing, re.M), name

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from archsearch.cli.common import Format, FormatOption, console, emit, err_console, handle_errors
+from archsearch.cli.common import (
+    Format,
+    FormatOption,
+    console,
+    emit,
+    handle_errors,
+    progress_bar,
+    stop_bar,
+)
 from archsearch.cost import BUDGET_EXAMPLES, Budget
 from archsearch.errors import UserError
 from archsearch.limits import MAX_BATCH, MAX_INT
-
-if TYPE_CHECKING:
-    pass
 
 app = typer.Typer(
     help="Measure search strategies against ground truth (tabular benchmarks).",
@@ -119,13 +123,7 @@ def search(
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     budgets = _ints(trials, "--trials")
     total = len(names) * len(budgets) * seeds
-    bar = Progress(
-        TextColumn("bench {task.fields[now]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-    )
+    bar = progress_bar("bench {task.fields[now]}")
     task = bar.add_task("bench", total=total, now="")
 
     def on_run(q: Any) -> None:
@@ -150,8 +148,7 @@ def search(
             on_run=on_run,
         )
     finally:
-        if bar.live.is_started:
-            bar.stop()
+        stop_bar(bar)
     first = truth.objectives[0]
     multi = len(truth.objectives) > 1
     rows = [s.row() for s in summaries]

@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # Piped output is not wrapped at 80 columns: tables keep one line per row.
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
 console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
@@ -228,3 +231,26 @@ def json_safe(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def progress_bar(label: str, *, suffix: str | None = None, transient: bool = False) -> Progress:
+    """A progress bar on stderr: ``label``, the bar, done/total, elapsed time and ``suffix``
+    (rich's templates, ``{task.fields[...]}``). rich.progress is imported here, not when the
+    CLI starts."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    if suffix is not None:
+        columns.append(TextColumn(suffix))
+    return Progress(*columns, console=err_console, transient=transient)
+
+
+def stop_bar(bar: Progress) -> None:
+    if bar.live.is_started:  # stopping a bar never shown would print an empty line
+        bar.stop()

@@ -14,10 +14,11 @@ from archsearch.cli.common import (
     Format,
     FormatOption,
     emit,
-    err_console,
     flop_caption,
     handle_errors,
     interrupt_code,
+    progress_bar,
+    stop_bar,
 )
 from archsearch.cost.metrics import DEFAULT_SCORE
 from archsearch.evaluators import COST_METRICS, EVALUATORS, Evaluator
@@ -208,21 +209,7 @@ def evaluate(
 @contextmanager
 def _step_bars(evs: list[Evaluator]) -> Iterator[None]:
     """A progress bar per candidate for the expensive scores (training steps), on stderr."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-    )
+    bar = progress_bar("{task.description}")
     tasks: dict[str, Any] = {}
 
     def on_step(label: str, done: int, total: int) -> None:
@@ -238,8 +225,7 @@ def _step_bars(evs: list[Evaluator]) -> Iterator[None]:
     try:
         yield
     finally:
-        if bar.live.is_started:
-            bar.stop()
+        stop_bar(bar)
 
 
 def _score_one(store: Any, run_id: int, arch: Any, evs: list[Evaluator]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from archsearch.cli.common import (
     DbOption,
@@ -17,13 +16,16 @@ from archsearch.cli.common import (
     emit,
     err_console,
     handle_errors,
+    progress_bar,
 )
 from archsearch.limits import MAX_INT
-from archsearch.spaces import Space, load_space
 from archsearch.spec import Architecture
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from archsearch.cost.devices import Device
+    from archsearch.spaces import Space
 
 app = typer.Typer(
     help="Latency look-up tables per device: profile a space, check predictions, measure.",
@@ -44,15 +46,8 @@ def make_device(name: str, options: list[str] | None) -> Device:
     return create_device(name, **parse_options(options or [], what="device_option"))
 
 
-def progress_bar(label: str) -> Progress:
-    return Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
+def _bar(label: str) -> Progress:
+    return progress_bar(f"[bold]{label}", transient=True)
 
 
 def sample_distinct(space: Space, n: int, seed: int) -> list[Architecture]:
@@ -114,10 +109,11 @@ def profile(
     """
     from archsearch import profiling
     from archsearch.db import Store
+    from archsearch.spaces import load_space
 
     s, store, dev = load_space(space), Store(db), make_device(device, device_option)
     items = profiling.space_items(dev, s)
-    with progress_bar(f"profiling {len(items)} table entries on {dev.name}") as bar:
+    with _bar(f"profiling {len(items)} table entries on {dev.name}") as bar:
         task = bar.add_task("blocks", total=None)
         report = profiling.profile(
             store,
@@ -134,7 +130,7 @@ def profile(
     )
     if calibrate:
         archs = sample_distinct(s, calibrate, seed)
-        with progress_bar(f"calibrating on {len(archs)} networks") as bar:
+        with _bar(f"calibrating on {len(archs)} networks") as bar:
             task = bar.add_task("nets", total=len(archs))
             corr = profiling.calibrate(
                 store,
@@ -177,12 +173,13 @@ def check(
     """
     from archsearch import profiling
     from archsearch.db import Store
+    from archsearch.spaces import load_space
 
     if n < 2:
         raise typer.BadParameter(f"--n {n}: check at least 2 networks")
     s, store, dev = load_space(space), Store(db), make_device(device, device_option)
     archs = sample_distinct(s, n, seed)
-    with progress_bar(f"measuring {len(archs)} networks on {dev.name}") as bar:
+    with _bar(f"measuring {len(archs)} networks on {dev.name}") as bar:
         task = bar.add_task("nets", total=len(archs))
         report = profiling.check(
             store,

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from archsearch.cli.common import (
     DbOption,
@@ -22,6 +21,8 @@ from archsearch.cli.common import (
     handle_errors,
     interrupt_code,
     json_safe,
+    progress_bar,
+    stop_bar,
 )
 from archsearch.cli.evaluate import (
     DataOption,
@@ -423,14 +424,9 @@ def _run_with_progress(
     from archsearch.search import optimize
 
     first = search.objectives[0]
-    bar = Progress(
-        TextColumn("[bold]run {task.fields[run]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("best {task.fields[best]}"),
-        console=err_console,
-        transient=True,  # gone when the run ends: an error after it stays one line
+    # transient: gone when the run ends, so that an error after it stays one line
+    bar = progress_bar(
+        "[bold]run {task.fields[run]}", suffix="best {task.fields[best]}", transient=True
     )
     task = bar.add_task("search", total=search.n_trials, run="", best="-")
     current = {"run": run_id}
@@ -506,7 +502,7 @@ def _run_with_progress(
             )
         return _run_on_ray(store, search, run_id, ray, db, takeover, on_progress, on_claim)
     except KeyboardInterrupt as stop:
-        _stop(bar)
+        stop_bar(bar)
         rid = current["run"]
         if rid is None:
             err_console.print("interrupted before any trial was stored")
@@ -518,7 +514,7 @@ def _run_with_progress(
             )
         raise typer.Exit(interrupt_code(stop)) from None
     finally:
-        _stop(bar)
+        stop_bar(bar)
 
 
 def _run_on_ray(
@@ -576,11 +572,6 @@ def _run_on_ray(
         on_progress=on_progress,
         on_claim=on_claim,
     )
-
-
-def _stop(bar: Progress) -> None:
-    if bar.live.is_started:  # stopping a bar never shown would print an empty line
-        bar.stop()
 
 
 def _warn_never_finite(search: Search, outcome: Outcome) -> None:

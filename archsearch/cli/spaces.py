@@ -10,7 +10,6 @@ import yaml
 
 from archsearch.blocks import get_block, list_blocks
 from archsearch.cli.common import DocFormat, Format, FormatOption, console, emit, handle_errors
-from archsearch.spaces import list_spaces, load_space
 
 app = typer.Typer(help="Search spaces: built-in ones and user YAML files.", no_args_is_help=True)
 
@@ -19,6 +18,8 @@ app = typer.Typer(help="Search spaces: built-in ones and user YAML files.", no_a
 @handle_errors
 def list_(fmt: FormatOption = Format.table) -> None:
     """The built-in spaces with their size."""
+    from archsearch.spaces import list_spaces, load_space
+
     rows = []
     for name in list_spaces():
         space = load_space(name)
@@ -52,6 +53,8 @@ def show(
     ] = DocFormat.yaml,
 ) -> None:
     """A space's stages, block types and choices, constraints and estimated size."""
+    from archsearch.spaces import load_space
+
     s = load_space(space)
     size = s.size()
     doc = s.describe()

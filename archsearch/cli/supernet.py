@@ -15,6 +15,8 @@ from archsearch.cli.common import (
     err_console,
     handle_errors,
     interrupt_code,
+    progress_bar,
+    stop_bar,
 )
 from archsearch.errors import UserError
 
@@ -86,14 +88,6 @@ def train(
     The checkpoint (weights, optimiser, random states) goes to disk; the database keeps its
     path, the configuration and the training curve (`archsearch supernet list`).
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from archsearch.db import Store
     from archsearch.supernet import (
         SupernetConfig,
@@ -167,14 +161,7 @@ def train(
             config=config.to_dict(),
         )
     err_console.print(f"supernet {supernet_id}: checkpoint {path}")
-    bar = Progress(
-        TextColumn(f"[bold]supernet {supernet_id}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=err_console,
-    )
+    bar = progress_bar(f"[bold]supernet {supernet_id}", suffix="{task.fields[info]}")
     task = bar.add_task("train", total=None, info="")
 
     def on_step(done: int, total: int) -> None:
@@ -198,21 +185,21 @@ def train(
             config, path, resume=ck, threads=threads, on_step=on_step, on_epoch=on_epoch
         )
     except KeyboardInterrupt as stop:
-        bar.stop()
+        stop_bar(bar)
         store.update_supernet(supernet_id, status="interrupted")
         err_console.print(
             f"interrupted: resume with archsearch supernet train --resume {supernet_id}"
         )
         raise typer.Exit(interrupt_code(stop)) from None
     except UserError as e:
-        bar.stop()
+        stop_bar(bar)
         store.update_supernet(supernet_id, status="failed", error=str(e))
         raise
     except Exception as e:
-        bar.stop()
+        stop_bar(bar)
         store.update_supernet(supernet_id, status="failed", error=f"{type(e).__name__}: {e}")
         raise
-    bar.stop()
+    stop_bar(bar)
     store.update_supernet(supernet_id, status="finished", curve=result.curve)
     last = result.curve[-1]
     typer.echo(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from archsearch.cli.common import (
     DbOption,
@@ -15,6 +14,8 @@ from archsearch.cli.common import (
     emit,
     err_console,
     handle_errors,
+    progress_bar,
+    stop_bar,
 )
 from archsearch.errors import UserError
 
@@ -68,14 +69,7 @@ def sweep(
             f"--cpus-per-run {cpus_per_run} / --gpus-per-run {gpus_per_run}: CPUs must be "
             "positive and GPUs not negative"
         )
-    checking = Progress(
-        TextColumn("[bold]checking the sweep's runs"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
+    checking = progress_bar("[bold]checking the sweep's runs", transient=True)
     check_task = checking.add_task("check", total=None)
 
     def on_point(done: int, total: int) -> None:
@@ -86,8 +80,7 @@ def sweep(
     try:
         spec = load_sweep(file, on_point=on_point)
     finally:
-        if checking.live.is_started:
-            checking.stop()
+        stop_bar(checking)
     if check:
         rows = [
             {
@@ -110,14 +103,7 @@ def sweep(
         f"{display_url(store.url)}; Ray: {cluster.nodes} node(s), {cluster.cpus:g} CPUs",
         soft_wrap=True,
     )
-    bar = Progress(
-        TextColumn(f"[bold]sweep {spec.name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[trials]} trials"),
-        console=err_console,
-    )
+    bar = progress_bar(f"[bold]sweep {spec.name}", suffix="{task.fields[trials]} trials")
     task = bar.add_task("runs", total=len(ids), trials=0)
     with bar:
         results = run_sweep(

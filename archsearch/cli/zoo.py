@@ -6,11 +6,9 @@ from typing import Annotated
 
 import typer
 
-from archsearch import zoo
 from archsearch.cli.common import DocFormat, Format, FormatOption, emit, handle_errors
 from archsearch.cli.results import arch_document, emit_document
 from archsearch.cost import count
-from archsearch.spaces import load_space
 
 app = typer.Typer(help="The seed zoo: papers' networks with exact counts.", no_args_is_help=True)
 
@@ -24,6 +22,9 @@ def list_(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Each network's exact params and GFLOPs (1 FLOP = 1 MAC) beside the paper's figures."""
+    from archsearch import zoo
+    from archsearch.spaces import load_space
+
     s = load_space(space)
     rows = []
     for e in zoo.entries():
@@ -71,6 +72,8 @@ def show(
     ] = DocFormat.yaml,
 ) -> None:
     """One network: provenance, exact cost, the paper's figures, notes and its spec."""
+    from archsearch import zoo
+
     e = zoo.entry(name)
     extra = {
         "name": e.name,

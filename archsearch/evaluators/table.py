@@ -32,7 +32,6 @@ from archsearch.errors import NotInSpaceError, UserError
 from archsearch.evaluators.base import COST_METRICS, Direction, Evaluator, Metric
 from archsearch.files import MAX_TABLE_BYTES, decode, read_bytes, short
 from archsearch.limits import MAX_METRIC_NAME
-from archsearch.spaces.nb201 import arch_str
 from archsearch.spec import Architecture
 
 KEYS = ("digest", "arch_str")
@@ -242,6 +241,8 @@ class Table(Evaluator):
                 if row is not None:
                     return row
             return None
+        from archsearch.spaces.nb201 import arch_str  # networkx: imported when used
+
         try:
             return self.data.rows.get(arch_str(arch))
         except NotInSpaceError:

@@ -10,7 +10,8 @@ entry-point group ``archsearch.strategies``.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from archsearch.errors import UserError
 from archsearch.registry import Registry
@@ -21,17 +22,35 @@ from archsearch.solvers.base import (
     Strategy,
     always_feasible,
 )
-from archsearch.solvers.deepmad import DeepMAD
-from archsearch.solvers.evolution import Evolution
-from archsearch.solvers.optuna_search import OptunaSearch
-from archsearch.solvers.random_search import RandomSearch
-from archsearch.solvers.supernet_evolution import SupernetEvolution
+
+if TYPE_CHECKING:
+    from archsearch.solvers.deepmad import DeepMAD
+    from archsearch.solvers.evolution import Evolution
+    from archsearch.solvers.optuna_search import OptunaSearch
+    from archsearch.solvers.random_search import RandomSearch
+    from archsearch.solvers.supernet_evolution import SupernetEvolution
 
 STRATEGIES: Registry[type[Strategy]] = Registry(
     "strategy", entry_point_group="archsearch.strategies"
 )
-# Every strategy defined in this package's modules, under its name (a new one: a new module).
+# Every strategy defined in this package's modules, under its name (a new one: a new module),
+# each imported when first used: numpy and cvxpy stay out of `archsearch --help`.
 STRATEGIES.discover(__name__, Strategy)
+
+# The built-in classes, importable from here (each module imported on first access).
+_CLASSES = {
+    "DeepMAD": "deepmad",
+    "Evolution": "evolution",
+    "OptunaSearch": "optuna_search",
+    "RandomSearch": "random_search",
+    "SupernetEvolution": "supernet_evolution",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSES:
+        return getattr(importlib.import_module(f"{__name__}.{_CLASSES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def strategy_class(name: str) -> type[Strategy]:

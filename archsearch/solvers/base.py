@@ -23,13 +23,15 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from archsearch.cost.units import Budget
 from archsearch.evaluators import Direction
 from archsearch.expr import Expr
-from archsearch.spaces import Space
 from archsearch.spec import Architecture
+
+if TYPE_CHECKING:
+    from archsearch.spaces import Space
 
 
 @dataclass(frozen=True)

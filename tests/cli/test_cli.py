@@ -453,3 +453,33 @@ def test_run_options_are_the_run_settings() -> None:
     command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
     options = {p.name for p in command.params}
     assert set(RunSettings.model_fields) <= options
+
+
+HEAVY = (
+    "numpy",
+    "pydantic",
+    "sqlalchemy",
+    "alembic",
+    "torch",
+    "ray",
+    "cvxpy",
+    "optuna",
+    "rich.progress",
+    "networkx",
+)
+
+
+def test_help_imports_no_heavy_dependency() -> None:
+    """`archsearch --help` (and the start of every command) imports the CLI alone: the store,
+    numpy, pydantic, torch and the solvers' libraries load in the commands that use them
+    (benchmarks/startup.py times it)."""
+    code = (
+        "import sys; sys.argv = ['archsearch', '--help']\n"
+        "from archsearch.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -84,7 +84,10 @@ def interrupt_code(e: BaseException) -> int:
     return 143 if isinstance(e, Terminated) else 130
 
 
-_PARAM = re.compile(r"^(?P<names>[a-z_]+(?:/[a-z_]+)*)((?P<value> [^\s:]+)?:| is required)")
+_PARAM = (  # "name value: ..." (a value may hold colons: an address, a URL), then the rest
+    re.compile(r"^(?P<names>[a-z_]+(?:/[a-z_]+)*)((?P<value> \S+?)?:(?=\s|$)| is required)"),
+    re.compile(r"^(?P<names>[a-z_]+(?:/[a-z_]+)*)(?P<value> [^\s:]+):"),
+)
 
 
 _SHORT = {"option": "-O", "score_option": "-S", "device_option": "-D"}
@@ -93,9 +96,11 @@ _SHORT = {"option": "-O", "score_option": "-S", "device_option": "-D"}
 
 @functools.cache
 def _flags() -> dict[str, str]:
+    from archsearch.distributed.runner import RayOptions
     from archsearch.search.settings import RunSettings
 
-    names = [*RunSettings.model_fields, "where", "resume"]
+    names = [*RunSettings.model_fields, *RayOptions.__dataclass_fields__]
+    names += ["where", "resume", "db", "workers"]
     return {n: "--" + n.replace("_", "-") for n in names}
 
 
@@ -108,7 +113,7 @@ def as_flags(message: str) -> str:
     """A library message in the CLI's words: a leading run setting (``trials: 0 is out of
     range``, ``init zoo:x skipped: ...``, ``budget/constraint: ...``, ``space is required``)
     becomes its flag (``--trials: ...``). The one place where parameter names map to flags."""
-    m = _PARAM.match(message)
+    m = _PARAM[0].match(message) or _PARAM[1].match(message)
     if m is None:
         return message
     names = m["names"].split("/")

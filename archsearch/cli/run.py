@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -43,6 +42,7 @@ from archsearch.solvers import STRATEGIES
 
 if TYPE_CHECKING:
     from archsearch.db import Claim, Store
+    from archsearch.distributed.runner import RayOptions
     from archsearch.search import (
         DEFAULT_OBJECTIVE,
         Outcome,
@@ -214,7 +214,7 @@ def run(
     one multiply-accumulate counts as one FLOP (ConvNeXt-T = 4.5 GFLOPs).
     """
     from archsearch.db import Store
-    from archsearch.search import check_run_numbers, from_run
+    from archsearch.search import resume_search
     from archsearch.search.settings import RunSettings
 
     ray = _ray_options(
@@ -235,18 +235,7 @@ def run(
                 f"--resume continues run {resume} with its stored settings; drop "
                 f"{', '.join(map(flag, extra))} (only --trials and --time-limit may change)"
             )
-        check_run_numbers(n_trials=trials, time_limit=time_limit)
-        info = store.get_run(resume)
-        search = from_run(info.config)
-        if trials is not None:
-            search.n_trials = trials
-        if time_limit is not None:
-            search.time_limit = time_limit
-        if search.n_trials is not None and info.n_finished >= search.n_trials:
-            raise UserError(
-                f"--resume: run {resume} already has {info.n_finished} trials; "
-                "pass --trials with a larger total to continue it"
-            )
+        search = resume_search(store, resume, n_trials=trials, time_limit=time_limit)
         run_id: int | None = resume
     else:
         search = settings.to_search()
@@ -365,16 +354,6 @@ def _params(block: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in block.params.items() if k not in skip)
 
 
-@dataclass(frozen=True)
-class RayOptions:
-    address: str | None
-    max_concurrent: int | None
-    scheduler: str | None
-    cpus: float
-    gpus: float
-    retries: int
-
-
 def _ray_options(
     workers: str,
     address: str | None,
@@ -385,31 +364,18 @@ def _ray_options(
     retries: int,
 ) -> RayOptions | None:
     """The validated Ray options, or None to evaluate in this process."""
+    from archsearch.distributed.runner import RayOptions
+
     if workers not in ("local", "ray"):
         raise UserError(f"--workers: {workers!r} must be local or ray")
+    options = RayOptions(address, max_concurrent, scheduler, cpus, gpus, retries)
     if workers == "local":
-        given = {
-            "--address": address,
-            "--max-concurrent": max_concurrent,
-            "--scheduler": scheduler,
-            "--cpus-per-trial": cpus != 1.0,
-            "--gpus-per-trial": gpus != 0.0,
-            "--retries": retries != 2,
-        }
-        extra = [k for k, v in given.items() if v]
+        extra = options.given()
         if extra:
-            raise UserError(f"{', '.join(extra)} need --workers ray; add it or drop them")
+            flags = ", ".join(map(flag, extra))
+            raise UserError(f"{flags} need --workers ray; add it or drop them")
         return None
-    if max_concurrent is not None and max_concurrent < 1:
-        raise UserError(f"--max-concurrent: {max_concurrent} must be at least 1")
-    if not (cpus > 0 and gpus >= 0):  # NaN fails too
-        raise UserError(
-            f"--cpus-per-trial {cpus} / --gpus-per-trial {gpus}: CPUs must be positive and "
-            "GPUs not negative"
-        )
-    if retries < 0:
-        raise UserError(f"--retries: {retries} must be 0 or more")
-    return RayOptions(address, max_concurrent, scheduler, cpus, gpus, retries)
+    return options
 
 
 def _run_with_progress(
@@ -500,7 +466,18 @@ def _run_with_progress(
                 takeover=takeover,
                 on_claim=on_claim,
             )
-        return _run_on_ray(store, search, run_id, ray, db, takeover, on_progress, on_claim)
+        from archsearch.distributed.runner import optimize_on_ray
+
+        return optimize_on_ray(
+            store,
+            search,
+            ray,
+            db=db,
+            run_id=run_id,
+            takeover=takeover,
+            on_progress=on_progress,
+            on_claim=on_claim,
+        )
     except KeyboardInterrupt as stop:
         stop_bar(bar)
         rid = current["run"]
@@ -515,63 +492,6 @@ def _run_with_progress(
         raise typer.Exit(interrupt_code(stop)) from None
     finally:
         stop_bar(bar)
-
-
-def _run_on_ray(
-    store: Store,
-    search: Search,
-    run_id: int | None,
-    ray: RayOptions,
-    db: str | None,
-    takeover: bool,
-    on_progress: Any,
-    on_claim: Any,
-) -> Outcome:
-    """Cheap scores as batched Ray tasks; expensive ones (training) as Ray Tune trials."""
-    from archsearch.distributed import RayTasks, connect, worker_url
-    from archsearch.search import optimize
-
-    cheap = all(e.cheap for e in search.evaluators)
-    if ray.scheduler is not None and cheap:
-        raise UserError(
-            f"--scheduler {ray.scheduler}: it stops trainings early; this run has only cheap "
-            "scores, which are evaluated as batched Ray tasks"
-        )
-    cluster = connect(ray.address)
-    url = worker_url(db, cluster)
-    if cheap:
-        executor = RayTasks(
-            url,
-            max_concurrent=ray.max_concurrent,
-            cpus=ray.cpus,
-            gpus=ray.gpus,
-            retries=ray.retries,
-        )
-        return optimize(
-            store,
-            search,
-            run_id=run_id,
-            on_progress=on_progress,
-            executor=executor,
-            takeover=takeover,
-            on_claim=on_claim,
-        )
-    from archsearch.distributed.tune import tune_search
-
-    return tune_search(
-        store,
-        search,
-        url=url,
-        run_id=run_id,
-        max_concurrent=ray.max_concurrent,
-        scheduler=ray.scheduler,
-        cpus=ray.cpus,
-        gpus=ray.gpus,
-        retries=ray.retries,
-        takeover=takeover,
-        on_progress=on_progress,
-        on_claim=on_claim,
-    )
 
 
 def _warn_never_finite(search: Search, outcome: Outcome) -> None:

@@ -35,9 +35,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
     try:
         import ray
     except ImportError as e:  # ray is a dependency, but a trimmed install may lack it
-        raise UserError(
-            f"--workers ray: Ray is not installed ({e}); pip install 'ray[tune]'"
-        ) from e
+        raise UserError(f"workers ray: Ray is not installed ({e}); pip install 'ray[tune]'") from e
     if not ray.is_initialized():
         if address not in (None, "auto", "local") and not address.startswith("ray://"):
             _check_reachable(address)
@@ -52,8 +50,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
             )
         except ConnectionError as e:
             raise UserError(
-                f"--address {address}: no Ray cluster answers ({first_line(e)}); start one with "
-                "`ray start --head`, or drop --address to start a local one"
+                f"address {address}: no Ray cluster answers ({first_line(e)}); start one with "
+                "`ray start --head`, or give no address to start a local one"
             ) from None
     resources: dict[str, Any] = ray.cluster_resources()
     nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -70,13 +68,13 @@ def _check_reachable(address: str) -> None:
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         raise UserError(
-            f"--address: {address!r} is not host:port; write e.g. 10.0.0.5:6379, or auto"
+            f"address: {address!r} is not host:port; write e.g. 10.0.0.5:6379, or auto"
         )
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as e:
         raise UserError(
-            f"--address {address}: cannot reach a Ray head there ({e}); check the address "
+            f"address {address}: cannot reach a Ray head there ({e}); check the address "
             "(`ray status` on the head prints it) or start one with `ray start --head`"
         ) from None
 
@@ -96,14 +94,14 @@ def worker_url(url: str | None, cluster: Cluster) -> str:
         return resolved
     if cluster.nodes > 1:
         raise UserError(
-            f"--db {display_url(resolved)}: a SQLite file lives on one machine, but the Ray "
+            f"db {display_url(resolved)}: a SQLite file lives on one machine, but the Ray "
             f"cluster has {cluster.nodes} nodes whose workers all write to the database; use "
-            "PostgreSQL, e.g. --db postgresql://user@dbhost:5432/archsearch"
+            "PostgreSQL, e.g. postgresql://user@dbhost:5432/archsearch"
         )
     db = parsed.database
     if not db or db == ":memory:":
         raise UserError(
-            "--db: an in-memory SQLite database cannot be shared with Ray workers; give a file "
+            "db: an in-memory SQLite database cannot be shared with Ray workers; give a file "
             "(sqlite:///archsearch.db) or PostgreSQL"
         )
     return parsed.set(database=str(Path(db).resolve())).render_as_string(hide_password=False)

@@ -226,15 +226,14 @@ def tune_search(
     if scheduler is not None:
         if scheduler not in SCHEDULERS:
             raise UserError(
-                f"--scheduler: unknown scheduler {scheduler!r}; choose from "
-                f"{', '.join(SCHEDULERS)}"
+                f"scheduler: unknown scheduler {scheduler!r}; choose from {', '.join(SCHEDULERS)}"
             )
         train = next((e for e in search.evaluators if e.name == "train"), None)
         if train is None or objective.name not in ("accuracy", "loss"):
             raise UserError(
-                f"--scheduler {scheduler}: it stops candidates on intermediate results, which "
-                "only training reports; use --score train with --objectives accuracy (or loss) "
-                f"first (the first objective is {objective})"
+                f"scheduler {scheduler}: it stops candidates on intermediate results, which "
+                "only training reports; use the train score with accuracy (or loss) as the "
+                f"first objective (the first objective is {objective})"
             )
         from ray.tune.schedulers import ASHAScheduler
 

@@ -4,7 +4,8 @@
   ``archsearch run``, sweep files and the service take), validated, and
   :meth:`RunSettings.to_search`;
 * :mod:`~archsearch.search.config`: :class:`Search`, built by :func:`configure` from
-  library-level options or by :func:`from_run` from a stored run; scores and objectives;
+  library-level options or by :func:`from_run` (:func:`resume_search`) from a stored run;
+  scores and objectives;
 * :mod:`~archsearch.search.gate`: the cheap feasibility test before evaluation;
 * :mod:`~archsearch.search.driver`: :func:`optimize`, the loop ask -> gate -> evaluate ->
   store -> tell, with resume;
@@ -24,6 +25,7 @@ from archsearch.search.config import (
     instance_metrics,
     parse_objectives,
     resolve_init,
+    resume_search,
     score_metric,
     split_score,
 )
@@ -68,6 +70,7 @@ __all__ = [
     "parse_objectives",
     "prepare",
     "resolve_init",
+    "resume_search",
     "run_evaluators",
     "score_metric",
     "split_score",

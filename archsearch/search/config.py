@@ -1,6 +1,6 @@
 """A search's configuration: :class:`Search` built from user-level options
-(:func:`configure`) or from a stored run (:func:`from_run`), the scores it computes and the
-objectives it optimises."""
+(:func:`configure`) or from a stored run (:func:`from_run`, :func:`resume_search`), the
+scores it computes and the objectives it optimises."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from typing import Any
 
 from archsearch.cost import Budget, count, format_si
 from archsearch.cost.metrics import DEFAULT_OBJECTIVE
-from archsearch.db import (
-    RunConfig,
-)
+from archsearch.db import RunConfig, Store
 from archsearch.errors import UserError, check_ranges
 from archsearch.evaluators import (
     COST_METRICS,
@@ -368,6 +366,35 @@ def from_run(config: RunConfig) -> Search:
         batch_size=config.batch_size,
         seed=config.seed,
     )
+
+
+def resume_search(
+    store: Store,
+    run_id: int,
+    *,
+    n_trials: int | None = None,
+    time_limit: float | None = None,
+) -> Search:
+    """The :class:`Search` that continues stored run ``run_id`` with its stored settings;
+    ``n_trials`` (a new total) and ``time_limit`` are the only ones that may change.
+
+    Raises:
+        UserError: an unknown run, a run of scores rather than a search, or a run that already
+            has ``n_trials`` trials (``"resume: run 3 already has 10 trials; ..."``).
+    """
+    check_run_numbers(n_trials=n_trials, time_limit=time_limit)
+    info = store.get_run(run_id)
+    search = from_run(info.config)
+    if n_trials is not None:
+        search.n_trials = n_trials
+    if time_limit is not None:
+        search.time_limit = time_limit
+    if search.n_trials is not None and info.n_finished >= search.n_trials:
+        raise UserError(
+            f"resume: run {run_id} already has {info.n_finished} trials; ask for a larger "
+            "total of trials to continue it"
+        )
+    return search
 
 
 def parse_objectives(

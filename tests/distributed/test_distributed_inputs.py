@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -125,7 +127,7 @@ def test_optuna_is_not_restorable_and_replays() -> None:
 def test_sqlite_refused_on_a_multi_machine_cluster(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     with pytest.raises(
-        UserError, match=r"--db .*a SQLite file lives on one machine.*3 nodes.*postgresql://"
+        UserError, match=r"db .*a SQLite file lives on one machine.*3 nodes.*postgresql://"
     ):
         worker_url(url, Cluster(address="auto", nodes=3, cpus=12, gpus=0))
     one = worker_url("sqlite:///rel.db", Cluster(address=None, nodes=1, cpus=2, gpus=0))
@@ -139,9 +141,9 @@ def test_unreachable_address_is_one_line_fast() -> None:
 
     if ray.is_initialized():
         pytest.skip("a Ray instance is up in this process")
-    with pytest.raises(UserError, match=r"--address 127.0.0.1:1: cannot reach a Ray head there"):
+    with pytest.raises(UserError, match=r"address 127.0.0.1:1: cannot reach a Ray head there"):
         connect("127.0.0.1:1")
-    with pytest.raises(UserError, match=r"--address: 'nohost' is not host:port"):
+    with pytest.raises(UserError, match=r"address: 'nohost' is not host:port"):
         connect("nohost")
 
 
@@ -197,3 +199,22 @@ def test_run_distributed_options_are_checked(
         app, ["run", "--space", "hybrid", *args, "--db", f"sqlite:///{tmp_path / 'a.db'}"]
     )
     assert r.exit_code == 2 and message in r.stderr, r.output
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_concurrent": 0}, "max_concurrent: 0 must be at least 1"),
+        ({"cpus_per_trial": 0.0}, "cpus_per_trial/gpus_per_trial 0.0/0.0: CPUs must be positive"),
+        ({"gpus_per_trial": -1.0}, "GPUs not negative"),
+        ({"cpus_per_trial": float("nan")}, "cpus_per_trial/gpus_per_trial nan/0.0"),
+        ({"retries": -1}, "retries: -1 must be 0 or more"),
+    ],
+)
+def test_ray_options_name_the_parameter(options: dict[str, Any], message: str) -> None:
+    from archsearch.distributed.runner import RayOptions
+
+    with pytest.raises(UserError, match=re.escape(message)):
+        RayOptions(**options)
+    assert RayOptions(scheduler="asha", retries=0).given() == ["scheduler", "retries"]
+    assert RayOptions().given() == []

@@ -153,7 +153,7 @@ def test_tune_trials_with_asha_store_intermediate_results(
     from archsearch.errors import UserError
 
     again = search()
-    with pytest.raises(UserError, match="--scheduler: unknown scheduler 'hyperband'"):
+    with pytest.raises(UserError, match="scheduler: unknown scheduler 'hyperband'"):
         tune_search(store, again, url=url, scheduler="hyperband")
 
 

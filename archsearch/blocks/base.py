@@ -244,6 +244,9 @@ class BlockFamily(ABC):
     """True for blocks whose output has their input's width (a residual block): ``check``
     refuses ``out_channels`` other than the input's (the conformance suite checks both
     ways)."""
+    attention: ClassVar[bool] = False
+    """True for blocks that mix tokens with attention (EfficientFormer's "3D" blocks, which its
+    slimming turns into convolutional "4D" ones); read by the slimming strategies."""
 
     def __init__(self) -> None:
         self._by_name = {p.name: p for p in self.params}

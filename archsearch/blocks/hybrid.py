@@ -108,6 +108,7 @@ class NextConvBlock(BlockFamily):
 
 class NextTransformerBlock(BlockFamily):
     name = "ntb"
+    attention = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "Next-ViT NTB (Li et al., 2022), bytedance/Next-ViT"
     params = (
@@ -237,6 +238,7 @@ class CvTEmbed(BlockFamily):
 
 class CvT(BlockFamily):
     name = "cvt"
+    attention = True
     width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "CvT block (Wu et al., ICCV 2021), microsoft/CvT"

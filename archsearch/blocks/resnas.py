@@ -113,6 +113,7 @@ class ResReduce(BlockFamily):
 
 class ViTBlock(BlockFamily):
     name = "vit_block"
+    attention = True
     width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = REFERENCE

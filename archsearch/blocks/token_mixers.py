@@ -124,6 +124,8 @@ class _AttentionFamily(BlockFamily):
     have the same parameters and MACs when nothing is reduced.
     """
 
+    attention = True
+
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
         reason = keeps_width(shape, out, self.name)
         if reason:

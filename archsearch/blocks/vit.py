@@ -90,6 +90,7 @@ class ViTEmbed(BlockFamily):
 
 class EffFormerAttn(BlockFamily):
     name = "effformer_attn"
+    attention = True
     width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "EfficientFormer Meta3D (Li et al., NeurIPS 2022), snap-research/EfficientFormer"
@@ -144,6 +145,7 @@ class EffFormerAttn(BlockFamily):
 
 class TinyViT(BlockFamily):
     name = "tinyvit"
+    attention = True
     width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "TinyViT (Wu et al., ECCV 2022), microsoft/Cream TinyViTBlock"

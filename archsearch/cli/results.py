@@ -175,6 +175,14 @@ def pareto(
         bool,
         typer.Option(help="Show the zoo's networks beside the front, scored by cheap scores."),
     ] = False,
+    walk: Annotated[
+        bool,
+        typer.Option(
+            "--walk",
+            help="Slimming and contraction runs: include the networks on the way down that "
+            "break the run's budget/constraints (left out by default).",
+        ),
+    ] = False,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
@@ -200,7 +208,11 @@ def pareto(
         ]
         if "macs" not in dict(objs):
             objs.insert(0, ("macs", "min"))
+    from archsearch.search import within_target
+
     expr = parse_expr(where) if where else None
+    if not walk:  # a slimming or contraction run's networks on the way are not candidates
+        expr = within_target(info.config, expr)
     metrics = store.metrics(run)
     front = store.pareto(run, objs, where=expr, extra=metrics)
     if limit is not None:

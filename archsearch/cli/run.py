@@ -281,7 +281,10 @@ def _measure_front(
     objectives = [(o.name, o.direction) for o in search.objectives]
     if "macs" not in dict(objectives):
         objectives = [("macs", "min"), *objectives]
-    front = store.pareto(outcome.run_id, objectives)[:k]
+    from archsearch.search import within_target
+
+    where = within_target(search.run_config())
+    front = store.pareto(outcome.run_id, objectives, where=where)[:k]
     archs = [Architecture.from_json(store.architecture(r["digest"]).spec) for r in front]
     err_console.print(f"timing the first {len(archs)} networks of the front on {dev.name}...")
     report = profiling.check(store, dev, archs, purpose="measure")
@@ -528,8 +531,11 @@ def _report(
     objectives = [(o.name, o.direction) for o in search.objectives]
     if "macs" not in dict(objectives):
         objectives = [("macs", "min"), *objectives]
+    from archsearch.search import within_target
+
     metrics = store.metrics(outcome.run_id)
-    front = store.pareto(outcome.run_id, objectives, extra=metrics)
+    where = within_target(search.run_config())  # a walk's networks on the way left out
+    front = store.pareto(outcome.run_id, objectives, where=where, extra=metrics)
     columns = [
         "trial",
         *dict(objectives),

@@ -28,6 +28,7 @@ from archsearch.search.config import (
     resume_search,
     score_metric,
     split_score,
+    within_target,
 )
 from archsearch.search.driver import (
     Outcome,
@@ -74,4 +75,5 @@ __all__ = [
     "run_evaluators",
     "score_metric",
     "split_score",
+    "within_target",
 ]

@@ -397,6 +397,24 @@ def resume_search(
     return search
 
 
+def within_target(config: RunConfig, where: Expr | None = None) -> Expr | None:
+    """The filter of a run's front: ``where`` and, for a strategy that walks down to its
+    budget and constraints (slimming, contraction: the networks on the way break them), the
+    budget and constraints themselves. None when nothing filters."""
+    parts = [f"({where.text})"] if where is not None else []
+    try:
+        walks = strategy_class(config.strategy).walks
+    except UserError:  # a strategy no longer installed: show the trials as stored
+        walks = False
+    if walks:
+        parts += [f"({c})" for c in config.constraints]
+        if config.budget_macs is not None:
+            parts.append(f"macs <= {config.budget_macs}")
+        if config.budget_params is not None:
+            parts.append(f"params <= {config.budget_params}")
+    return parse_expr(" and ".join(parts), what="where") if parts else None
+
+
 def parse_objectives(
     text: str | Sequence[str], *, extra: Mapping[str, Metric] | None = None
 ) -> tuple[Objective, ...]:

@@ -120,6 +120,10 @@ class Strategy(ABC):
     objective: ClassVar[str | None] = None
     """The objective a strategy optimises by construction (DeepMAD: ``entropy:max``); a run
     with this strategy and no objectives or scores uses it instead of the general default."""
+    walks: ClassVar[bool] = False
+    """True for strategies that walk from a large network down to the budget and constraints
+    (slimming, contraction): they ask networks outside them on the way, and stop once they
+    hold; the conformance suite checks the walk instead of feasibility."""
     restorable: ClassVar[bool] = False
     """True when :meth:`state_dict` captures all of the strategy's state (a subclass that
     keeps state of its own extends :meth:`_extra_state` and :meth:`_load_extra_state`); False:

@@ -268,6 +268,64 @@ class Space:
         assignment, what :meth:`decode` reads."""
         return {k: v[0] for k, v in self._labels.items() if len(v) == 1}
 
+    def labels(self) -> dict[str, tuple[Any, ...]]:
+        """Every label (the choices and the fixed ones) with its values, in the order a
+        decode reads them: stem, then each stage's depth, width, downsample and blocks, then
+        the head."""
+        return dict(self._labels)
+
+    def largest(self) -> Architecture:
+        """The member that costs the most: label by label (in :meth:`labels`' order, twice
+        over), the value giving the most MACs (then parameters) among those that keep a
+        member. Where slimming and contraction start by default. Cached.
+        """
+        cached: Architecture | None = getattr(self, "_largest", None)
+        if cached is not None:
+            return cached
+        from archsearch.cost import count
+
+        a: dict[str, Any] = {**self.encode(self.sample(seed=0))}
+        for label, values in self._labels.items():
+            a.setdefault(label, max(values, key=_size_key))
+        best = self.decode(a)
+        key = count(best)[:2][::-1]
+        for _ in range(2):
+            for label, values in self._labels.items():
+                numeric = all(_size_key(v)[0] for v in values)
+                ordered = sorted(values, key=_size_key, reverse=True) if numeric else values
+                for v in ordered:
+                    if v == a[label]:
+                        if numeric:
+                            break  # the largest value that keeps a member is chosen
+                        continue
+                    trial = {**a, label: v}
+                    if label.endswith(".depth") and v > a[label]:
+                        self._copy_last_block(trial, label[: -len(".depth")], a[label], v)
+                    try:
+                        arch = self.decode(trial)
+                    except (NotInSpaceError, UserError):
+                        continue
+                    k = count(arch)[:2][::-1]
+                    if k > key:
+                        a, best, key = trial, arch, k
+                    if numeric:
+                        break
+        self._largest = best
+        return best
+
+    def _copy_last_block(self, a: dict[str, Any], stage: str, depth: int, new: int) -> None:
+        """Positions ``depth..new-1`` of ``stage`` take the choices of position ``depth-1``
+        (a deeper stage repeats its last block)."""
+        so = next(x for x in self.stages if x.name == stage)
+        last = so.prefix(depth - 1)
+        for j in range(depth, new):
+            prefix = so.prefix(j)
+            if prefix == last:
+                continue
+            for label in self._labels:
+                if label.startswith(last + "."):
+                    a[prefix + label[len(last) :]] = a[label]
+
     def decode(self, assignment: Mapping[str, Any]) -> Architecture:
         """The architecture an assignment describes (only active labels are read).
 
@@ -696,6 +754,13 @@ def with_fixed(
     """``params`` (sorted name-value pairs) with the stage's ``fixed`` ones (a first block's
     stride) set over them."""
     return tuple(sorted({**dict(params), **dict(fixed)}.items())) if fixed else params
+
+
+def _size_key(value: Any) -> tuple[int, float, str]:
+    """Orders a label's values: numbers by size (booleans and strings after, as written)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (1, float(value), "")
+    return (0, 0.0, str(value))
 
 
 def _compact(values: tuple[Any, ...]) -> Any:

@@ -1,6 +1,8 @@
 """Sampling strategies: deterministic under a seed, never an infeasible or duplicate
 candidate, surviving NaN/inf scores and failures, short when exhausted, initial candidates
-first.
+first. Strategies that walk down to the budget (slimming, contraction): each network asked
+once, deterministic, every step cheaper, ending within the budget (bad scores included), an
+end when nothing fits, starting from ``init``.
 
 Each check drives the strategy through its ask/tell interface on ``space`` with the problem's
 ``feasible`` test (default: under 800 MFLOPs) and DeepMAD's entropy as the score (cheap and
@@ -12,6 +14,7 @@ torch-free). A plugin's test::
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 from archsearch.cost import Budget, count
 from archsearch.evaluators import Entropy
 from archsearch.search import parse_objectives
-from archsearch.solvers import Problem, Result, Strategy, create_strategy
+from archsearch.solvers import Problem, Result, Strategy, create_strategy, strategy_class
 from archsearch.spaces import Space
 from archsearch.spec import Architecture
 
@@ -145,9 +148,93 @@ def check_init_first(name: str, space: Space, seeds: Sequence[Architecture]) -> 
     assert [a.digest for a in again.ask(6)] == [a.digest for a in first]
 
 
+# -- strategies that walk down to the budget (slimming, contraction) -----------------------
+
+
+def walk(
+    name: str,
+    space: Space,
+    objectives: str,
+    *,
+    seed: int = 0,
+    feasible: Callable[[Architecture], bool] = within_budget,
+    bad_scores: bool = False,
+    n: int = 16,
+    max_asked: int = 20_000,
+    **options: Any,
+) -> tuple[list[str], Strategy]:
+    """Drives a walking strategy to its end (``ask`` empty) under :data:`BUDGET`; the digests
+    asked. With ``bad_scores``, every third result is NaN and every fourth failed."""
+    strategy = create_strategy(name, seed=seed, **options)
+    objs = parse_objectives(objectives)
+    strategy.setup(Problem(space, objs, feasible, budget=BUDGET))
+    asked: list[str] = []
+    while True:
+        batch = strategy.ask(n)
+        if not batch:
+            return asked, strategy
+        asked += [a.digest for a in batch]
+        assert len(asked) <= max_asked, f"{name}: no end after {max_asked} networks"
+        results = results_for(batch)
+        if bad_scores:
+            results = [
+                Result(r.arch, {}, "failed")
+                if i % 4 == 3
+                else Result(r.arch, {**r.values, **{o.name: math.nan for o in objs}})
+                if i % 3 == 2
+                else r
+                for i, r in enumerate(results)
+            ]
+        strategy.tell(results)
+
+
+def check_walk(name: str, space: Space, objectives: str, **options: Any) -> None:
+    """A walk asks each network once, every one a member of the space; the same seed walks
+    the same way; each step of its path costs less than the one before; it ends on a network
+    within the budget, also when scores are NaN or evaluations fail."""
+    asked, strategy = walk(name, space, objectives, **options)
+    again, _ = walk(name, space, objectives, **options)
+    assert asked == again
+    assert len(set(asked)) == len(asked)
+    path: list[Architecture] = strategy.path  # type: ignore[attr-defined]
+    assert path and path[0].digest == asked[0]
+    assert {a.digest for a in path} <= set(asked)
+    costs = [count(a).macs for a in path]
+    assert all(b < a for a, b in itertools.pairwise(costs)), costs
+    assert within_budget(path[-1])
+    assert not within_budget(path[0]) or len(path) == 1
+    for a in path:
+        assert space.contains(a)
+    _, bad = walk(name, space, objectives, bad_scores=True, **options)
+    assert within_budget(bad.path[-1])  # type: ignore[attr-defined]
+
+
+def check_walk_ends(name: str, space: Space) -> None:
+    """With a budget nothing meets, the walk ends (``ask`` empty) at the smallest network its
+    moves reach, instead of running forever."""
+    asked, strategy = walk(name, space, "entropy:max", feasible=lambda a: False)
+    assert asked and strategy.ask(5) == []
+
+
+def check_walk_starts_from_init(name: str, space: Space, start: Architecture) -> None:
+    """The walk starts from the first ``init`` network, and its configuration recreates it."""
+    asked, strategy = walk(name, space, "entropy:max", init=[start.to_json()])
+    assert asked[0] == start.digest
+    again = create_strategy(name, **strategy.config())
+    again.setup(Problem(space, parse_objectives("entropy:max"), within_budget, budget=BUDGET))
+    assert again.ask(1)[0].digest == start.digest
+
+
 def check_strategy(name: str, space: Space, **options: Any) -> None:
     """Every check of this module on strategy ``name`` over ``space`` (both objective sets;
-    the init check with two sampled members)."""
+    the init check with two sampled members). Strategies that walk down to the budget
+    (``walks``) get the walk's checks instead of the sampling ones."""
+    if strategy_class(name).walks:
+        for objectives in OBJECTIVES:
+            check_walk(name, space, objectives, **options)
+        check_walk_ends(name, space)
+        check_walk_starts_from_init(name, space, space.largest())
+        return
     for objectives in OBJECTIVES:
         check_deterministic(name, space, objectives, **options)
         check_feasible_and_new(name, space, objectives)

@@ -306,7 +306,10 @@ def test_resume(sqlite_url: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "--space", "nope"], "unknown space 'nope'; choose one of: convnet, hybrid"),
+        (
+            ["run", "--space", "nope"],
+            "unknown space 'nope'; choose one of: convnet, efficientformer, hybrid",
+        ),
         (["run", "--space", "hybrid", "--rho", "-1"], "--rho: -1.0 must be a positive number"),
         (
             ["run", "--space", "convnet", "--strategy", "deepmad", "--budget", "1MFLOP"],

@@ -59,7 +59,7 @@ def test_exhaustion_returns_short(space: Space, name: str) -> None:
 
 
 def test_unknown_strategy_and_options() -> None:
-    with pytest.raises(UserError, match="unknown strategy 'bayes'; choose one of: deepmad"):
+    with pytest.raises(UserError, match="unknown strategy 'bayes'; choose one of: contraction,"):
         create_strategy("bayes")
     with pytest.raises(UserError, match="does not accept option 'pop'"):
         create_strategy("evolution", pop=3)

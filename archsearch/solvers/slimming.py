@@ -1,0 +1,118 @@
+"""EfficientFormer's latency-driven slimming (Li et al., NeurIPS 2022) and EfficientFormerV2's
+fine-grained search (Li et al., ICCV 2023), as a walk down from the largest member.
+
+EfficientFormer trains a MetaPath supernet (per position a 4D block, a 3D block or the
+identity) with Gumbel-softmax architecture parameters, then slims it gradually: at each step
+it considers setting the least important position to identity, turning the first 3D block
+into a 4D one, and shrinking the least important stage's width, and takes the action that
+loses the least accuracy per millisecond saved, until the latency target holds. Neither
+paper released its search code.
+
+archsearch evaluates every candidate action of a step with the run's score (inherited
+supernet accuracy, a proxy or training) instead of ranking positions by architecture
+parameters first: the same criterion applied to every position, each evaluated network a
+trial. The latency comes from the run's ``latency@<device>`` table (or a ``--table`` column).
+
+``variant: v2`` (``--strategy slimming:v2``): EfficientFormerV2's actions (drop a block,
+shrink a stage's width, shrink one block's expansion ratio), judged by the loss per gain in
+the Mobile Efficiency Score ``MES = score * prod_i (M_i / U_i)^(-alpha_i)`` over latency and
+parameters: a move's gain is the fall of ``sum_i alpha_i * ln M_i``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from archsearch.errors import UserError
+from archsearch.solvers.base import Problem, Result
+from archsearch.solvers.shrinking import Move, Moves, PathSearch, check_steps
+from archsearch.spec import Architecture
+
+VARIANTS = ("v1", "v2")
+
+
+class Slimming(PathSearch):
+    """Latency-driven slimming (EfficientFormer) from the largest member down to the target.
+
+    Args:
+        variant: ``v1`` (identity, 3D -> 4D, stage width) or ``v2`` (drop a block, stage
+            width, one block's expansion; judged by the Mobile Efficiency Score).
+        width_step: Width choices a width action goes down.
+        ratio_step: Ratio choices an expansion action goes down (v2).
+        latency_weight: alpha of the latency in the Mobile Efficiency Score (v2).
+        params_weight: alpha of the parameters in the Mobile Efficiency Score (v2).
+    """
+
+    name = "slimming"
+    variant_option: ClassVar[str | None] = "variant"
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        max_tries: int = 2000,
+        init: Sequence[Architecture | str] = (),
+        objective: str | None = None,
+        cost: str | None = None,
+        criterion: str | None = None,
+        variant: str = "v1",
+        width_step: int = 1,
+        ratio_step: int = 1,
+        latency_weight: float = 0.5,
+        params_weight: float = 0.5,
+    ) -> None:
+        super().__init__(
+            seed=seed,
+            max_tries=max_tries,
+            init=init,
+            objective=objective,
+            cost=cost,
+            criterion=criterion,
+        )
+        if variant not in VARIANTS:
+            raise UserError(f"option variant: {variant!r} must be one of {', '.join(VARIANTS)}")
+        check_steps({"width_step": width_step, "ratio_step": ratio_step})
+        for opt, w in (("latency_weight", latency_weight), ("params_weight", params_weight)):
+            if not (math.isfinite(w) and w >= 0):
+                raise UserError(f"option {opt}: {w} must be 0 or more")
+        self.variant = variant
+        self.width_step = width_step
+        self.ratio_step = ratio_step
+        self.latency_weight = latency_weight
+        self.params_weight = params_weight
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "variant": self.variant,
+            "width_step": self.width_step,
+            "ratio_step": self.ratio_step,
+            "latency_weight": self.latency_weight,
+            "params_weight": self.params_weight,
+        }
+
+    def setup(self, problem: Problem) -> None:
+        super().setup(problem)
+        if self.variant == "v2" and self.latency_weight + self.params_weight <= 0:
+            raise UserError("option latency_weight/params_weight: give one a positive weight")
+
+    def moves(self, moves: Moves, a: Mapping[str, Any]) -> list[Move]:
+        if self.variant == "v1":
+            return moves.drop(a) + moves.to_conv(a) + moves.width(a, self.width_step)
+        return (
+            moves.drop(a)
+            + moves.width(a, self.width_step)
+            + moves.block_moves(a, "ratio", self.ratio_step)
+        )
+
+    def _value(self, r: Result, name: str) -> float:
+        if self.variant == "v2" and name == self._cost:
+            # the fall of sum_i alpha_i ln M_i is the gain in the Mobile Efficiency Score
+            lat = super()._value(r, self._cost)
+            params = super()._value(r, "params")
+            if not (lat > 0 and params > 0):
+                return math.nan
+            return self.latency_weight * math.log(lat) + self.params_weight * math.log(params)
+        return super()._value(r, name)

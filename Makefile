@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet clean
+.PHONY: install run test test-fast lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet bench-zoo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ bench-search: $(STAMP)
 
 bench-supernet: $(STAMP)
 	$(BIN)/python benchmarks/supernet_ranking.py --data $(FASHION_MNIST) --out supernet_ranking.json
+
+# Searches against the hand-designed networks at equal latency (hybrid-small, Fashion-MNIST);
+# BENCH_ZOO_ARGS=--quick for the smoke test.
+bench-zoo: $(STAMP)
+	$(BIN)/python benchmarks/beat_the_zoo.py --data $(FASHION_MNIST) --out beat_the_zoo.json $(BENCH_ZOO_ARGS)
 
 bench-ray: $(STAMP)
 	$(BIN)/python benchmarks/ray_overhead.py --trials 100 --tune-trials 20

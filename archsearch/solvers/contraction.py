@@ -45,6 +45,7 @@ class Contraction(PathSearch):
         objective: str | None = None,
         cost: str | None = None,
         criterion: str | None = None,
+        lazy: int = 0,
         width_step: int = 1,
         depth_step: int = 1,
         ratio_step: int = 1,
@@ -58,6 +59,7 @@ class Contraction(PathSearch):
             objective=objective,
             cost=cost,
             criterion=criterion,
+            lazy=lazy,
         )
         self.steps = dict(
             zip(

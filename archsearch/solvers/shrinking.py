@@ -230,6 +230,13 @@ class PathSearch(Strategy):
         criterion: ``per_cost``: the move that loses the least ``objective`` per unit of cost
             saved (EfficientFormer); ``score``: the move with the best ``objective`` among
             those that save cost (TinyViT).
+        lazy: 0: evaluate every move at every step. ``k > 0``: after the first step, evaluate
+            only the moves never evaluated and the ``k`` whose last evaluation (at an earlier
+            step, as action and place) ranked best; the rest of the step is evaluated only when
+            none of those lowers the cost. Lazy greedy: a move's merit changes little from one
+            step to the next, so a walk costs about ``k`` evaluations per step instead of one
+            per move (EfficientFormer ranks positions by learned importance for the same
+            reason).
     """
 
     samples: ClassVar[bool] = False
@@ -245,8 +252,16 @@ class PathSearch(Strategy):
         objective: str | None = None,
         cost: str | None = None,
         criterion: str | None = None,
+        lazy: int = 0,
     ) -> None:
         super().__init__(seed=seed, max_tries=max_tries, init=init)
+        if not 0 <= lazy <= 10_000:
+            raise UserError(f"option lazy: {lazy} must be between 0 and 10000")
+        self.lazy = lazy
+        self._merit: dict[tuple[str, str], float] = {}
+        """The key of each move (action, place) at its last evaluation."""
+        self._rest: list[Move] = []
+        """This step's moves left out by ``lazy``, evaluated only if the others do not help."""
         self.objective_name = objective
         self.cost_name = cost
         crit = criterion or self.default_criterion
@@ -270,6 +285,7 @@ class PathSearch(Strategy):
             "objective": self.objective_name,
             "cost": self.cost_name,
             "criterion": self.criterion,
+            "lazy": self.lazy,
         }
 
     def setup(self, problem: Problem) -> None:
@@ -322,7 +338,11 @@ class PathSearch(Strategy):
             start = self._told[self._step[0].arch.digest]
             self.current = start
         else:
-            best = self._best([self._told[m.arch.digest] for m in self._step])
+            best = self._best(self._step)
+            if best is None and self._rest:  # the lazy choice did not help: the rest too
+                self._queue_step(self._rest)
+                self._rest = []
+                return
             if best is None:
                 self._done = True  # no move lowers the cost: the walk ends here
                 return
@@ -333,16 +353,31 @@ class PathSearch(Strategy):
             return
         assert self._moves is not None
         a = self._moves.assignment(self.current.arch)
-        self._step = []
+        moves: list[Move] = []
         for m in self.moves(self._moves, a):
-            if m.arch.digest in {x.arch.digest for x in self._step}:
-                continue
-            self._step.append(m)
+            if m.arch.digest not in {x.arch.digest for x in moves}:
+                moves.append(m)
+        if not moves:
+            self._done = True
+            return
+        self._step, self._rest = [], []
+        if self.lazy and self._merit:
+            known = [m for m in moves if (m.action, m.where) in self._merit]
+            known.sort(key=lambda m: (self._merit[m.action, m.where], m.action, m.where))
+            chosen = {id(m) for m in known[: self.lazy]}
+            chosen |= {id(m) for m in moves if (m.action, m.where) not in self._merit}
+            chosen |= {id(m) for m in moves if m.arch.digest in self._told}  # free
+            self._rest = [m for m in moves if id(m) not in chosen]
+            moves = [m for m in moves if id(m) in chosen]
+        self._queue_step(moves)
+
+    def _queue_step(self, moves: Sequence[Move]) -> None:
+        """Makes ``moves`` this step's, asking those not evaluated yet."""
+        self._step = list(moves)
+        for m in moves:
             if m.arch.digest not in self._seen:
                 self._seen.add(m.arch.digest)
                 self._pending.append(m.arch)
-        if not self._step:
-            self._done = True
 
     def moves(self, moves: Moves, a: Mapping[str, Any]) -> list[Move]:
         """The moves a step considers from the network of assignment ``a``."""
@@ -362,7 +397,9 @@ class PathSearch(Strategy):
         costs = count(r.arch).as_dict()
         return float(costs[name]) if name in costs else math.nan
 
-    def _best(self, told: Sequence[Result]) -> Result | None:
+    def _best(self, step: Sequence[Move]) -> Result | None:
+        """The result of the step's best move by the criterion (None when no move lowers the
+        cost); records every move's key for ``lazy``."""
         assert self.current is not None and self._score is not None
         score = self._score
         sign = 1.0 if score.direction == "max" else -1.0
@@ -371,15 +408,18 @@ class PathSearch(Strategy):
         )
         here_cost = self._value(self.current, self._cost)
         ranked = []
-        for r in told:
+        for m in step:
+            r = self._told[m.arch.digest]
             saved = here_cost - self._value(r, self._cost)
             if not saved > 0:  # NaN too
+                self._merit[m.action, m.where] = math.inf
                 continue
             value = self._value(r, score.name) if r.state == "complete" else math.nan
             loss = sign * (here - value) if math.isfinite(value) else math.inf
             if not math.isfinite(here):
                 loss = 0.0 if math.isfinite(value) else math.inf
             key = loss / saved if self.criterion == "per_cost" else loss
+            self._merit[m.action, m.where] = key
             ranked.append((key, -saved, r.arch.digest, r))
         if not ranked:
             return None

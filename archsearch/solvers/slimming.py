@@ -57,6 +57,7 @@ class Slimming(PathSearch):
         objective: str | None = None,
         cost: str | None = None,
         criterion: str | None = None,
+        lazy: int = 0,
         variant: str = "v1",
         width_step: int = 1,
         ratio_step: int = 1,
@@ -70,6 +71,7 @@ class Slimming(PathSearch):
             objective=objective,
             cost=cost,
             criterion=criterion,
+            lazy=lazy,
         )
         if variant not in VARIANTS:
             raise UserError(f"option variant: {variant!r} must be one of {', '.join(VARIANTS)}")

@@ -20,7 +20,13 @@ from archsearch.spaces import Space, load_space
 from archsearch.testing import strategies as conformance
 from archsearch.zoo import get as zoo_get
 
-WALKERS = [("slimming", {}), ("slimming", {"variant": "v2"}), ("contraction", {})]
+WALKERS = [
+    ("slimming", {}),
+    ("slimming", {"variant": "v2"}),
+    ("slimming", {"lazy": 3}),
+    ("contraction", {}),
+    ("contraction", {"lazy": 3}),
+]
 
 
 @pytest.mark.parametrize("space_name", ["hybrid", "efficientformer"])
@@ -110,11 +116,21 @@ def test_criteria_pick_the_least_loss_per_cost_or_the_best_score(
     assert chosen.digest == step[large if expect else small].digest
 
 
+@pytest.mark.parametrize("name", ["slimming", "contraction"])
+def test_lazy_walks_evaluate_fewer_networks(hybrid: Space, name: str) -> None:
+    full, _ = conformance.walk(name, hybrid, "entropy:max")
+    lazy, strategy = conformance.walk(name, hybrid, "entropy:max", lazy=4)
+    assert len(lazy) < len(full) / 2
+    assert conformance.within_budget(strategy.path[-1])  # type: ignore[attr-defined]
+
+
 def test_options_are_checked() -> None:
     with pytest.raises(UserError, match="option variant: 'v3' must be one of v1, v2"):
         create_strategy("slimming", variant="v3")
     with pytest.raises(UserError, match="option criterion: 'best' must be per_cost or score"):
         create_strategy("contraction", criterion="best")
+    with pytest.raises(UserError, match="option lazy: -1 must be between 0 and 10000"):
+        create_strategy("slimming", lazy=-1)
     with pytest.raises(UserError, match="option width_step: 0 must be between 1 and 100"):
         create_strategy("contraction", width_step=0)
     s = create_strategy("slimming")

@@ -1,0 +1,305 @@
+"""Do archsearch's searches beat the hand-designed networks at equal latency? Measured here.
+
+On ``hybrid-small`` and Fashion-MNIST (the IDX files of ``--data``), at each latency target on
+this machine's CPU (``latency@cpu``, predicted from the profiled look-up table of the
+benchmark's database):
+
+1. baselines: five seed designs written in ``hybrid-small``'s vocabulary (ConvNeXt-,
+   EfficientFormer-, TinyViT-, PoolFormer- and ResNet-like members, see ``SEEDS``), each scaled
+   uniformly: at level ``L`` every stage takes the ``L``-th widest width and loses ``L // 2``
+   blocks (down to its minimum depth); the widest level whose predicted latency meets the
+   target is the baseline;
+2. searches with the same number of evaluations (``--evaluations``, the walks may end sooner):
+   ``slimming`` and ``contraction`` on the supernet score (``-O lazy=4``), ``evolution`` on
+   the supernet score,
+   ``evolution`` on NASWOT, ``random`` on NASWOT; each search's winner is its best-scoring
+   network within the target;
+3. every winner and baseline trained from scratch with one recipe (``--epochs`` over a seeded
+   ``--train-size`` subset), ``--seeds`` seeds each, tested on the t10k split; the noise of a
+   network (the mean std over seeds) is printed beside the spread between networks.
+
+Prints one table per target (network, MACs, params, predicted and measured latency, accuracy
+mean +- std, search wall time and evaluations) and writes every row to ``--out`` (JSON).
+``--quick`` runs a smoke test of every step in a few minutes (tiny training; its accuracies
+mean nothing).
+
+Usage:
+    python benchmarks/beat_the_zoo.py --data ../shared/data/fashion-mnist [--targets 2.0,3.0]
+        [--evaluations 300] [--seeds 3] [--epochs 3] [--train-size 20000]
+        [--supernet-epochs 4] [--workdir DIR] [--out beat_the_zoo.json] [--quick]
+
+FLOP convention: 1 FLOP = 1 multiply-accumulate; MACs are at the space's 3x32x32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import archsearch
+from archsearch.cost import count
+from archsearch.db import Store
+from archsearch.evaluators import EVALUATORS
+from archsearch.solvers.shrinking import Moves
+from archsearch.spaces import Space
+from archsearch.spec import Architecture
+
+SPACE = "hybrid-small"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stage_types(types: list[str]) -> Callable[[dict[str, Any], Space], None]:
+    """Sets every block of stage ``i`` to ``types[i]`` (and its largest parameters)."""
+
+    def apply(a: dict[str, Any], space: Space) -> None:
+        for so, t in zip(space.stages, types, strict=True):
+            for j in range(max(so.depths)):
+                a[f"{so.prefix(j)}.type"] = t
+
+    return apply
+
+
+SEEDS: dict[str, dict[str, Any]] = {
+    # name: stem type, downsample type per stage 2-4, block type per stage, fixed params
+    "convnext-like": {
+        "stem": "patchify",
+        "down": "patch_merge",
+        "types": ["convnext", "convnext", "convnext", "convnext"],
+        "params": {"convnext.mlp_ratio": 4},
+    },
+    "efficientformer-like": {
+        "stem": "conv_bn_act",
+        "down": "conv_down",
+        "types": ["pool", "pool", "pool", "effformer_attn"],
+        "params": {"pool.norm": "bn", "pool.mlp_ratio": 4},
+    },
+    "tinyvit-like": {
+        "stem": "conv_bn_act",
+        "down": "patch_merge",
+        "types": ["mbconv", "tinyvit", "tinyvit", "mhsa"],
+        "params": {"mbconv.expand": 4, "mbconv.se_ratio": 0, "mhsa.mlp_ratio": 4},
+    },
+    "poolformer-like": {
+        "stem": "overlap_patch",
+        "down": "conv_down",
+        "types": ["pool", "pool", "pool", "convnext"],
+        "params": {"pool.norm": "gn", "pool.mlp_ratio": 4, "convnext.mlp_ratio": 4},
+    },
+    "resnet-like": {
+        "stem": "conv_bn_act",
+        "down": "conv_down",
+        "types": ["mbconv", "bottleneck", "mbconv", "mbconv"],
+        "params": {"mbconv.expand": 4, "mbconv.se_ratio": 0, "bottleneck.btn_ratio": 0.25},
+    },
+}
+"""The seed designs in hybrid-small's vocabulary. Where a stage does not offer a design's
+block (ResNet's bottleneck exists only in s2; TinyViT's windows not in s4; PoolFormer's last
+stage keeps pooling only where offered), the closest block the stage offers stands in."""
+
+
+def seed_member(space: Space, name: str, level: int) -> Architecture | None:
+    """Seed design ``name`` at scale ``level`` (0 = widest and deepest), or None when the
+    level leaves the space."""
+    design = SEEDS[name]
+    moves = Moves(space)
+    a = moves.assignment(space.largest())
+    a["stem.type"] = design["stem"]
+    for so in space.stages[1:]:
+        a[f"{so.name}.down.type"] = design["down"]
+    _stage_types(design["types"])(a, space)
+    for label in list(a):
+        for key, value in design["params"].items():
+            if label.endswith("." + key) and value in space.labels()[label]:
+                a[label] = value
+    for so in space.stages:
+        widths = sorted(so.widths)
+        depths = sorted(so.depths)
+        if level >= len(widths):
+            return None
+        a[f"{so.name}.width"] = widths[-1 - level]
+        a[f"{so.name}.depth"] = max(depths[0], depths[-1] - level // 2)
+    try:
+        return space.decode(a)
+    except Exception:
+        return None
+
+
+def cli(*args: str, json_out: bool = True) -> dict[str, Any]:
+    """Runs ``archsearch ARGS [-f json]`` and returns its document."""
+    exe = Path(sys.executable).parent / "archsearch"
+    fmt = ["-f", "json"] if json_out else []
+    out = subprocess.run([str(exe), *args, *fmt], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"archsearch {' '.join(args)} failed: {out.stderr.strip()}")
+    return dict(json.loads(out.stdout)) if json_out else {}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared/data/fashion-mnist"))
+    ap.add_argument("--targets", default=None, help="latency targets in ms, comma-separated")
+    ap.add_argument("--evaluations", type=int, default=300)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=float, default=3)
+    ap.add_argument("--train-size", type=int, default=20000)
+    ap.add_argument("--supernet-epochs", type=int, default=4)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--out", default="beat_the_zoo.json")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.evaluations, args.seeds, args.epochs = 60, 2, 0.05
+        args.train_size, args.supernet_epochs = 1000, 1
+    data = f"idx:{Path(args.data).resolve()}"
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="beat_the_zoo_"))
+    work.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{work / 'bench.db'}"
+    store = Store(url)
+    space = archsearch.load_space(SPACE)
+    latency = EVALUATORS.create("latency@cpu")
+    latency.bind(store)
+
+    def predicted(arch: Architecture) -> float:
+        return float(latency.evaluate([arch])[0]["latency@cpu"])
+
+    t0 = time.monotonic()
+    ladders = {
+        name: [(lvl, a) for lvl in range(8) if (a := seed_member(space, name, lvl)) is not None]
+        for name in SEEDS
+    }
+    lat = {name: [(lvl, a, predicted(a)) for lvl, a in ladder] for name, ladder in ladders.items()}
+    print(f"latency table filled for the seed ladders in {time.monotonic() - t0:.0f} s")
+    if args.targets:
+        targets = [float(t) for t in args.targets.split(",")]
+    else:  # between the seeds' narrowest and widest levels
+        lows = [min(x[2] for x in v) for v in lat.values()]
+        highs = [max(x[2] for x in v) for v in lat.values()]
+        lo, hi = max(lows), min(highs)
+        targets = [round(lo + (hi - lo) * f, 2) for f in ((0.5,) if args.quick else (0.3, 0.7))]
+    print(f"targets (latency@cpu, ms): {targets}")
+
+    t0 = time.monotonic()
+    cli(
+        "supernet", "train", "--space", SPACE, "--data", data,
+        "--epochs", str(args.supernet_epochs), "--train-size", str(args.train_size),
+        "--out", str(work / "supernet.safetensors"), "--db", url, json_out=False,
+    )  # fmt: skip
+    supernet_id = max(int(x["id"]) for x in store.list_supernets())
+    supernet_seconds = time.monotonic() - t0
+    print(f"supernet {supernet_id} trained in {supernet_seconds:.0f} s")
+
+    searches = [
+        ("slimming (supernet)", "slimming", "supernet"),
+        ("contraction (supernet)", "contraction", "supernet"),
+        ("evolution (supernet)", "evolution", "supernet"),
+        ("evolution (naswot)", "evolution", "naswot"),
+        ("random (naswot)", "random", "naswot"),
+    ]
+    recipe = {"epochs": args.epochs, "train_size": args.train_size, "holdout": "test"}
+    train = {s: EVALUATORS.create("train", data=data, seed=s, **recipe) for s in range(args.seeds)}
+    rows: list[dict[str, Any]] = []
+    for target in targets:
+        nets: list[tuple[str, Architecture, float, int]] = []
+        for name, ladder in lat.items():
+            fit = [x for x in ladder if x[2] <= target]
+            if fit:
+                nets.append((name, fit[0][1], 0.0, 0))
+        for label, strategy, score in searches:
+            metric = "supernet_accuracy" if score == "supernet" else "naswot"
+            extra = ["--supernet", str(supernet_id), "--data", data] if score == "supernet" else []
+            if strategy in ("slimming", "contraction"):
+                extra += ["-O", "lazy=4"]  # about 4 evaluations per step instead of ~25
+            t0 = time.monotonic()
+            out = cli(
+                "run", "--space", SPACE, "--strategy", strategy, "--score", score, *extra,
+                "--objectives", f"{metric}:max", "--latency", f"{target}ms",
+                "--device", "cpu", "--trials", str(args.evaluations), "--db", url,
+            )  # fmt: skip
+            seconds = time.monotonic() - t0
+            if not out["front"]:
+                print(f"  {label}: no network within {target} ms in {out['trials']} evaluations")
+                continue
+            best = max(out["front"], key=lambda r: r[metric])
+            arch = Architecture.from_json(store.architecture(best["digest"]).spec)
+            nets.append((label, arch, seconds, int(out["trials"])))
+        from archsearch import profiling
+        from archsearch.cost.devices import create_device
+
+        report = profiling.check(store, create_device("cpu"), [n[1] for n in nets])
+        measured = {r.digest: r.measured_ms for r in report.rows}
+        for label, arch, seconds, evaluations in nets:
+            accs = [train[s].evaluate([arch])[0]["accuracy"] for s in range(args.seeds)]
+            cost = count(arch)
+            rows.append(
+                {
+                    "target_ms": target,
+                    "network": label,
+                    "digest": arch.digest,
+                    "macs": cost.macs,
+                    "params": cost.params,
+                    "predicted_ms": predicted(arch),
+                    "measured_ms": measured[arch.digest],
+                    "accuracy": accs,
+                    "mean": statistics.mean(accs),
+                    "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                    "search_s": seconds,
+                    "evaluations": evaluations,
+                }
+            )
+        _print(target, [r for r in rows if r["target_ms"] == target])
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "machine": platform.processor() or platform.machine(),
+                "space": SPACE,
+                "data": data,
+                "args": vars(args),
+                "supernet_seconds": supernet_seconds,
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
+    print(f"rows written to {args.out}; work files in {work}")
+
+
+def _print(target: float, rows: list[dict[str, Any]]) -> None:
+    print(f"\nlatency target {target} ms (latency@cpu; 1 FLOP = 1 MAC; accuracy on t10k)")
+    print(
+        f"{'network':24} {'MFLOPs':>7} {'params M':>8} {'pred ms':>7} {'meas ms':>7} "
+        f"{'acc % mean +- std':>18} {'search s':>8} {'evals':>5}"
+    )
+    for r in rows:
+        print(
+            f"{r['network']:24} {r['macs'] / 1e6:7.2f} {r['params'] / 1e6:8.3f} "
+            f"{r['predicted_ms']:7.3f} {r['measured_ms']:7.3f} "
+            f"{r['mean']:10.2f} +- {r['std']:5.2f} {r['search_s']:8.0f} {r['evaluations']:5d}"
+        )
+    noise = statistics.mean(r["std"] for r in rows)
+    spread = statistics.pstdev(r["mean"] for r in rows)
+    seeds = [r for r in rows if r["evaluations"] == 0]
+    best_seed = max(seeds, key=lambda r: r["mean"]) if seeds else None
+    print(f"noise (mean std over seeds) {noise:.2f} points; spread of the means {spread:.2f}")
+    if best_seed is not None:
+        for r in rows:
+            if r["evaluations"] and r["measured_ms"] <= best_seed["measured_ms"]:
+                gain = r["mean"] - best_seed["mean"]
+                verdict = "beats" if gain > noise else "does not beat"
+                print(
+                    f"  {r['network']} {verdict} the best seed ({best_seed['network']}) by "
+                    f"{gain:+.2f} points at {r['measured_ms']:.3f} <= "
+                    f"{best_seed['measured_ms']:.3f} ms"
+                )
+
+
+if __name__ == "__main__":
+    main()

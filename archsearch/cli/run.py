@@ -227,6 +227,8 @@ def run(
     given = {k: v for k, v in ctx.params.items() if k in RunSettings.model_fields}
     if supernet:
         given["supernet"] = resolve_checkpoint(supernet, db)
+    if option:
+        given["option"] = [_importance(o, db) for o in option]
     settings = RunSettings(**given)
     if resume is not None:
         extra = settings.not_on_resume()
@@ -255,6 +257,17 @@ def run(
     solution = getattr(search.strategy, "solution", None)
     if solution is not None and fmt is Format.table:
         _report_design(solution)
+
+
+def _importance(option: str, db: str | None) -> str:
+    """``-O importance=<checkpoint or supernet id>``: the learned type probabilities of a
+    supernet trained with ``--alphas``, handed to slimming as data."""
+    name, _, value = option.partition("=")
+    if name.strip() != "importance" or value.strip().startswith("{"):
+        return option
+    from archsearch.supernet.training import importance
+
+    return "importance=" + json.dumps(importance(resolve_checkpoint(value.strip(), db)))
 
 
 def _measure_front(

@@ -72,6 +72,15 @@ def train(
         int | None, typer.Option(help="Train on a seeded subset of this many images.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed. (default: 0)")] = None,
+    alphas: Annotated[
+        bool | None,
+        typer.Option(
+            "--alphas/--no-alphas",
+            help="Learn architecture parameters per block position (Gumbel-softmax, "
+            "temperature 5 -> 0.5), stored with the checkpoint; slimming ranks positions by "
+            "them (-O importance=<checkpoint>).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="The checkpoint file. [default: supernets/<space>-<id>.safetensors]"),
@@ -107,6 +116,7 @@ def train(
         "lr": lr,
         "train_size": train_size,
         "seed": seed,
+        "alphas": alphas,
     }
     if resume is not None:
         changed = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]

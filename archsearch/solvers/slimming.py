@@ -43,6 +43,12 @@ class Slimming(PathSearch):
         ratio_step: Ratio choices an expansion action goes down (v2).
         latency_weight: alpha of the latency in the Mobile Efficiency Score (v2).
         params_weight: alpha of the parameters in the Mobile Efficiency Score (v2).
+        importance: Per block position's type label, the learned probability of each type
+            (``softmax(alpha)`` of a supernet trained with ``--alphas``; the CLI reads it
+            from ``-O importance=<checkpoint or supernet id>``). Given it, a v1 step considers
+            EfficientFormer's three actions only: the least important position (the lowest
+            probability of its current type) set to identity, the first 3D block turned 4D,
+            the least important stage (the lowest mean over its blocks) narrowed.
     """
 
     name = "slimming"
@@ -63,6 +69,7 @@ class Slimming(PathSearch):
         ratio_step: int = 1,
         latency_weight: float = 0.5,
         params_weight: float = 0.5,
+        importance: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         super().__init__(
             seed=seed,
@@ -84,6 +91,11 @@ class Slimming(PathSearch):
         self.ratio_step = ratio_step
         self.latency_weight = latency_weight
         self.params_weight = params_weight
+        self.importance = (
+            {k: {t: float(p) for t, p in v.items()} for k, v in importance.items()}
+            if importance
+            else None
+        )
 
     def config(self) -> dict[str, Any]:
         return {
@@ -93,6 +105,7 @@ class Slimming(PathSearch):
             "ratio_step": self.ratio_step,
             "latency_weight": self.latency_weight,
             "params_weight": self.params_weight,
+            "importance": self.importance,
         }
 
     def setup(self, problem: Problem) -> None:
@@ -101,6 +114,8 @@ class Slimming(PathSearch):
             raise UserError("option latency_weight/params_weight: give one a positive weight")
 
     def moves(self, moves: Moves, a: Mapping[str, Any]) -> list[Move]:
+        if self.variant == "v1" and self.importance:
+            return self._important_moves(moves, a)
         if self.variant == "v1":
             return moves.drop(a) + moves.to_conv(a) + moves.width(a, self.width_step)
         return (
@@ -108,6 +123,29 @@ class Slimming(PathSearch):
             + moves.width(a, self.width_step)
             + moves.block_moves(a, "ratio", self.ratio_step)
         )
+
+    def _weight(self, a: Mapping[str, Any], prefix: str) -> float:
+        """The learned probability of the type at block ``prefix`` (1 where not learned)."""
+        assert self.importance is not None
+        probs = self.importance.get(f"{prefix}.type")
+        return 1.0 if probs is None else probs.get(a[f"{prefix}.type"], 0.0)
+
+    def _important_moves(self, moves: Moves, a: Mapping[str, Any]) -> list[Move]:
+        out = []
+        drops = [m for m in moves.drop(a)]
+        if drops:
+            out.append(min(drops, key=lambda m: (self._weight(a, m.where), m.where)))
+        out += moves.to_conv(a)
+        widths = moves.width(a, self.width_step)
+        if widths:
+
+            def stage_weight(m: Move) -> tuple[float, str]:
+                so = moves.stages[m.where]
+                ws = [self._weight(a, so.prefix(j)) for j in range(a[f"{m.where}.depth"])]
+                return (sum(ws) / max(1, len(ws)), m.where)
+
+            out.append(min(widths, key=stage_weight))
+        return out
 
     def _value(self, r: Result, name: str) -> float:
         if self.variant == "v2" and name == self._cost:

@@ -375,10 +375,24 @@ class Supernet(nn.Module):
         out.update(m.fixed)
         return out
 
-    def forward(self, x: Tensor, arch: Architecture) -> Tensor:
-        """Runs member ``arch`` on ``x`` with the shared weights (gradients reach the bank)."""
+    def forward(
+        self, x: Tensor, arch: Architecture, gates: dict[str, Tensor] | None = None
+    ) -> Tensor:
+        """Runs member ``arch`` on ``x`` with the shared weights (gradients reach the bank).
+
+        ``gates`` multiplies the output of the block at each module path
+        (``stages.<i>.<k>``) by a scalar: the straight-through Gumbel-softmax gates through
+        which architecture parameters learn (:mod:`archsearch.supernet.alphas`)."""
         module = self.member(arch).module.train(self.training)
-        return torch.func.functional_call(module, self.tensors(arch), (x,), strict=True)  # type: ignore[no-any-return]
+        handles = [
+            module.get_submodule(path).register_forward_hook(lambda _m, _i, out, g=gate: out * g)
+            for path, gate in (gates or {}).items()
+        ]
+        try:
+            return torch.func.functional_call(module, self.tensors(arch), (x,), strict=True)  # type: ignore[no-any-return]
+        finally:
+            for h in handles:
+                h.remove()
 
     def extract(self, arch: Architecture) -> Network:
         """``archsearch.build(arch)`` (at the supernet's input shape) with the shared weights

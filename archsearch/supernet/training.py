@@ -35,6 +35,7 @@ from archsearch.evaluators.training import (
     optimizer,
 )
 from archsearch.spaces import Space, load_space
+from archsearch.supernet.alphas import Alphas, entropy, temperature
 from archsearch.supernet.model import FORMAT, Supernet, SupernetError, space_fingerprint
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class SupernetConfig:
         val_fraction: The held-out share of the training images (never trained on).
         train_size: Train on a seeded subset of this many images.
         seed: Seed of the weights, the sampled members, the order and the augmentation.
+        alphas: Learn architecture parameters per block position with Gumbel-softmax
+            (:mod:`archsearch.supernet.alphas`), Adam at ``alpha_lr``, the temperature
+            falling from ``tau_start`` to ``tau_end``; stored with the checkpoint.
     """
 
     space: str
@@ -73,6 +77,10 @@ class SupernetConfig:
     val_fraction: float = 0.1
     train_size: int | None = None
     seed: int = 0
+    alphas: bool = False
+    alpha_lr: float = 3e-3
+    tau_start: float = 5.0
+    tau_end: float = 0.5
 
     def __post_init__(self) -> None:
         k = self.subnets_per_step
@@ -97,6 +105,14 @@ class SupernetConfig:
             ("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "in [0, 1)"),
             ("augment", self.augment, self.augment in AUGMENTS, f"one of {', '.join(AUGMENTS)}"),
             ("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "in (0, 1)"),
+            ("alpha_lr", self.alpha_lr, self.alpha_lr > 0, "positive"),
+            ("tau_start", self.tau_start, self.tau_start > 0, "positive"),
+            (
+                "tau_end",
+                self.tau_end,
+                0 < self.tau_end <= self.tau_start,
+                "positive and at most tau_start",
+            ),
             (
                 "--train-size",
                 self.train_size,
@@ -125,6 +141,9 @@ class Checkpoint:
     curve: list[dict[str, float]]
     state: dict[str, Any]
     path: Path
+    alphas: dict[str, torch.Tensor] | None = None
+    """The architecture parameters (logits per block position's type label), when trained
+    with ``alphas``."""
 
 
 def check_space(state: dict[str, Any], space: Space, path: Path, flag: str = "") -> None:
@@ -198,7 +217,8 @@ def load_checkpoint(path: str | Path, *, space: Space | None = None) -> Checkpoi
             f"checkpoint {str(p)!r} does not fit the supernet of space {loaded.name!r}: "
             f"{str(e).splitlines()[0][:200]}; retrain it"
         ) from None
-    return Checkpoint(net, config, int(state["epoch"]), list(state["curve"]), state, p)
+    alphas = state.get("alphas") or None
+    return Checkpoint(net, config, int(state["epoch"]), list(state["curve"]), state, p, alphas)
 
 
 def _flatten(payload: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -217,7 +237,15 @@ def _flatten(payload: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str
             else:
                 scalars.setdefault(str(pid), {})[key] = value
     tensors["generator"] = payload["generator"]
-    meta = {k: v for k, v in payload.items() if k not in ("model", "optimizer", "generator")}
+    for label, t in (payload.get("alphas") or {}).items():
+        tensors[f"alphas/{label}"] = t
+    for pid, entry in (payload.get("alpha_optimizer") or {"state": {}})["state"].items():
+        for key, value in entry.items():
+            tensors[f"alpha_optimizer/{pid}/{key}"] = value
+    skip = ("model", "optimizer", "generator", "alphas", "alpha_optimizer")
+    meta = {k: v for k, v in payload.items() if k not in skip}
+    if payload.get("alpha_optimizer") is not None:
+        meta["alpha_param_groups"] = payload["alpha_optimizer"]["param_groups"]
     meta["optimizer"] = {"param_groups": opt["param_groups"], "scalars": scalars}
     return tensors, meta
 
@@ -226,9 +254,16 @@ def _unflatten(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[s
     """The inverse of :func:`_flatten`."""
     model: dict[str, torch.Tensor] = {}
     opt_state: dict[int, dict[str, Any]] = {}
+    alphas: dict[str, torch.Tensor] = {}
+    alpha_state: dict[int, dict[str, Any]] = {}
     for name, t in tensors.items():
         if name.startswith("model/"):
             model[name[len("model/") :]] = t
+        elif name.startswith("alphas/"):
+            alphas[name[len("alphas/") :]] = t
+        elif name.startswith("alpha_optimizer/"):
+            _, pid, key = name.split("/", 2)
+            alpha_state.setdefault(int(pid), {})[key] = t
         elif name.startswith("optimizer/"):
             _, pid, key = name.split("/", 2)
             opt_state.setdefault(int(pid), {})[key] = t
@@ -241,6 +276,12 @@ def _unflatten(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[s
         "param_groups": meta["optimizer"]["param_groups"],
     }
     state["generator"] = tensors["generator"]
+    state["alphas"] = alphas
+    if "alpha_param_groups" in meta:
+        state["alpha_optimizer"] = {
+            "state": dict(sorted(alpha_state.items())),
+            "param_groups": meta["alpha_param_groups"],
+        }
     return state
 
 
@@ -353,6 +394,16 @@ def train_supernet(
         version, internal, gauss = resume.state["rng"]
         rng.setstate((version, tuple(internal), gauss))
         epoch, curve = resume.epoch, list(resume.curve)
+    alphas = Alphas.for_space(space) if config.alphas else None
+    alpha_opt = (
+        torch.optim.Adam(alphas.parameters(), lr=config.alpha_lr, betas=(0.5, 0.999))
+        if alphas is not None and alphas.logits
+        else None
+    )
+    if resume is not None and alphas is not None and resume.alphas is not None:
+        alphas.load(resume.alphas)
+        if alpha_opt is not None and "alpha_optimizer" in resume.state:
+            alpha_opt.load_state_dict(resume.state["alpha_optimizer"])
     smallest, largest = net.member_extremes()
     pad = max(1, ds.shape[1] // 8)
     threads_before = torch.get_num_threads()
@@ -368,18 +419,23 @@ def train_supernet(
                 idx = order[i * bs : (i + 1) * bs]
                 xb = augment(x_train[idx], config.augment, pad, g)
                 yb = y_train[idx]
-                members = [space.sample(rng) for _ in range(k)]
+                step = epoch * per_epoch + i
+                members = _members(space, rng, g, k, alphas, step, total, config)
                 if config.sandwich:
-                    members[0], members[1] = largest, smallest
+                    members[0], members[1] = (largest, {}), (smallest, {})
                 loss = xb.new_zeros(())
-                for arch, xs, ys in zip(members, xb.chunk(k), yb.chunk(k), strict=True):
+                for (arch, gates), xs, ys in zip(members, xb.chunk(k), yb.chunk(k), strict=True):
                     part = F.cross_entropy(
-                        net(xs, arch), ys, label_smoothing=config.label_smoothing
+                        net(xs, arch, gates), ys, label_smoothing=config.label_smoothing
                     )
                     loss = loss + part * (len(ys) / len(yb))
                 opt.zero_grad(set_to_none=True)
+                if alpha_opt is not None:
+                    alpha_opt.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
+                if alpha_opt is not None:
+                    alpha_opt.step()
                 sched.step()
                 losses.append(float(loss.detach()))
                 if on_step is not None:
@@ -417,12 +473,39 @@ def train_supernet(
                 "rng": [version, list(internal), gauss],
                 "seconds": time.monotonic() - start,
             }
+            if alphas is not None:
+                payload["alphas"] = alphas.state()
+                row["alpha_entropy"] = entropy(alphas.probabilities())
+            if alpha_opt is not None:
+                payload["alpha_optimizer"] = alpha_opt.state_dict()
             _save(Path(path), payload)
             if on_epoch is not None:
                 on_epoch(epoch, row)
     finally:
         torch.set_num_threads(threads_before)
-    return Checkpoint(net, config, epoch, curve, payload, Path(path))
+    return Checkpoint(
+        net, config, epoch, curve, payload, Path(path), alphas.state() if alphas else None
+    )
+
+
+def _members(
+    space: Space,
+    rng: random.Random,
+    g: torch.Generator,
+    k: int,
+    alphas: Alphas | None,
+    step: int,
+    total: int,
+    config: SupernetConfig,
+) -> list[tuple[Architecture, dict[str, torch.Tensor]]]:
+    """The ``k`` members of a step and their gates: uniform samples, or with ``alphas`` the
+    Gumbel-softmax draws (a uniform sample where no draw makes a member)."""
+    out: list[tuple[Architecture, dict[str, torch.Tensor]]] = []
+    tau = temperature(step, total, config.tau_start, config.tau_end)
+    for _ in range(k):
+        drawn = alphas.sample(rng, g, tau) if alphas is not None and alphas.logits else None
+        out.append(drawn if drawn is not None else (space.sample(rng), {}))
+    return out
 
 
 def member_accuracy(
@@ -478,3 +561,28 @@ def member_accuracy(
         )
     finally:
         net.train(was)
+
+
+def importance(checkpoint: str) -> dict[str, dict[str, float]]:
+    """``softmax(alpha)`` per block position of a checkpoint trained with ``alphas`` (what
+    slimming's ``importance`` option takes).
+
+    Raises:
+        UserError: the checkpoint has no architecture parameters.
+    """
+    ck = load_checkpoint(checkpoint)
+    if not ck.alphas:
+        raise UserError(
+            f"importance {checkpoint}: the supernet was trained without --alphas; retrain it "
+            "with `archsearch supernet train --alphas ...`"
+        )
+    return {
+        label: dict(
+            zip(
+                ck.supernet.space.labels()[label],
+                torch.softmax(t.float(), 0).tolist(),
+                strict=True,
+            )
+        )
+        for label, t in ck.alphas.items()
+    }

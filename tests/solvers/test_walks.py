@@ -216,3 +216,58 @@ def test_run_without_a_target_is_one_line(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert "--latency/--budget is required by strategy slimming" in r.stderr, r.output
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_importance_limits_a_v1_step_to_the_papers_three_actions() -> None:
+    space = load_space("efficientformer")
+    labels = [k for k, v in space.labels().items() if k.endswith(".type") and len(v) > 1]
+    importance = {k: {"pool": 0.5, "effformer_attn": 0.5, "identity": 0.0} for k in labels}
+    for k in importance:
+        if k.startswith("s2."):
+            importance[k] = {"pool": 0.5, "identity": 0.5}
+    importance["s2.b3.type"] = {"pool": 0.1, "identity": 0.9}  # the least important position
+    s = create_strategy("slimming", importance=importance)
+    s.setup(Problem(space, parse_objectives("naswot:max"), lambda a: False, budget=Budget(1)))
+    [start] = s.ask(1)
+    s.tell(_told(s, [start], [100.0]))
+    step = s.ask(100)
+    assert len(step) == 3
+    moves = Moves(space)
+    a = moves.assignment(start)
+    kinds = {m.action: m for m in moves.drop(a) + moves.to_conv(a) + moves.width(a)}
+    assert kinds  # sanity
+    drop = [x for x in step if x.stages[1].blocks[3].type == "identity"]
+    assert len(drop) == 1  # s2's last position, the least important, went to identity
+    assert create_strategy("slimming", **s.config()).config() == s.config()
+
+
+def test_supernet_alphas_drive_slimming_from_the_cli(tmp_path: Path) -> None:
+    import json
+
+    from tests.conftest import FIXTURES
+    from tests.evaluators.test_training import easy_task
+
+    space = str(FIXTURES / "tiny_metapath.yaml")
+    data = easy_task(tmp_path / "easy.npz", 200)
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    ck = tmp_path / "sn.safetensors"
+    r = CliRunner().invoke(
+        app,
+        ["supernet", "train", "--space", space, "--data", data, "--epochs", "1",
+         "--batch-size", "32", "--alphas", "--out", str(ck), "--db", url],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    big = count(load_space(space).largest()).macs
+    out = json.loads(
+        _run(url, "--space", space, "--strategy", "slimming", "-O", f"importance={ck}",
+             "--score", "entropy", "--budget", f"{big // 3}FLOP", "--trials", "500")
+    )  # fmt: skip
+    assert out["front"] and all(row["macs"] <= big // 3 for row in out["front"])
+    stored = Store(url).get_run(out["run"]).config.strategy_config["importance"]
+    assert set(stored) == {"s1.b0.type", "s1.b1.type", "s2.b0.type", "s2.b1.type"}
+    r = CliRunner().invoke(
+        app,
+        ["run", "--space", space, "--strategy", "slimming", "-O", "importance=1",
+         "--budget", "1", "--db", f"sqlite:///{tmp_path / 'b.db'}"],
+    )  # fmt: skip
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output

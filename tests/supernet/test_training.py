@@ -246,3 +246,55 @@ def test_strategy_state_round_trips() -> None:
     s2.setup(problem())
     s2.load_state_dict(s1.state_dict())  # type: ignore[arg-type]
     assert [a.digest for a in s1.ask(6)] == [a.digest for a in s2.ask(6)]
+
+
+METAPATH = str(FIXTURES / "tiny_metapath.yaml")
+
+
+def test_architecture_parameters_learn_and_resume_exactly(easy: str, tmp_path: Path) -> None:
+    from archsearch.supernet.alphas import Alphas, temperature
+
+    cfg = config(easy, space=METAPATH, alphas=True, alpha_lr=0.05, epochs=2, sandwich=False)
+    done = train_supernet(cfg, tmp_path / "a.safetensors")
+    assert done.alphas is not None
+    assert set(done.alphas) == {"s1.b0.type", "s1.b1.type", "s2.b0.type", "s2.b1.type"}
+    assert all(t.abs().sum() > 0 for t in done.alphas.values())  # they moved from zero
+    loaded = load_checkpoint(tmp_path / "a.safetensors")
+    assert loaded.alphas is not None
+    assert all(torch.equal(loaded.alphas[k], done.alphas[k]) for k in done.alphas)
+    assert "alpha_entropy" in loaded.curve[-1]
+
+    def crash(epoch: int, row: dict[str, float]) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        train_supernet(cfg, tmp_path / "b.safetensors", on_epoch=crash)
+    partial = load_checkpoint(tmp_path / "b.safetensors")
+    resumed = train_supernet(cfg, tmp_path / "b.safetensors", resume=partial)
+    assert resumed.alphas is not None
+    assert all(torch.equal(resumed.alphas[k], done.alphas[k]) for k in done.alphas)
+    a, b = done.supernet.state_dict(), resumed.supernet.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # the straight-through gates are exactly 1 forward, and carry gradient to the logits
+    alphas = Alphas.for_space(load_space(METAPATH))
+    import random
+
+    arch, gates = alphas.sample(random.Random(0), torch.Generator().manual_seed(0), tau=1.0)  # type: ignore[misc]
+    net = done.supernet.eval()
+    x = torch.randn(4, 1, 8, 8)
+    assert torch.equal(net(x, arch, gates), net(x, arch))
+    net(x, arch, gates).sum().backward()
+    assert any(t.grad is not None and t.grad.abs().sum() > 0 for t in alphas.parameters())
+    assert temperature(0, 100, 5.0, 0.5) == 5.0
+    assert abs(temperature(100, 100, 5.0, 0.5) - 0.5) < 1e-12
+    assert abs(temperature(50, 100, 5.0, 0.5) - 5.0 * 0.1**0.5) < 1e-12
+
+
+def test_architecture_parameter_options_are_checked(easy: str) -> None:
+    from archsearch.errors import UserError
+
+    with pytest.raises(UserError, match="tau_end"):
+        config(easy, alphas=True, tau_start=1.0, tau_end=2.0)
+    with pytest.raises(UserError, match="alpha_lr"):
+        config(easy, alphas=True, alpha_lr=0.0)

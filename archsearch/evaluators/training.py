@@ -330,7 +330,7 @@ def accuracy_of(
     loss_sum = 0.0
     with torch.inference_mode():
         for i in range(0, len(y), batch):
-            xb = normalise(torch.from_numpy(np.ascontiguousarray(x[i : i + batch])), ds)
+            xb = normalise(torch.from_numpy(np.array(x[i : i + batch])), ds)  # writable copy
             yb = torch.from_numpy(np.asarray(y[i : i + batch]))
             logits = forward(xb)
             loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))

@@ -268,6 +268,7 @@ def test_spaces_and_blocks() -> None:
     code, out, _ = invoke("spaces", "list", "-f", "json")
     assert code == 0 and [r["name"] for r in json.loads(out)] == [
         "convnet",
+        "efficientformer",
         "hybrid",
         "hybrid-small",
         "mbconv",

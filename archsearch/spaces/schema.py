@@ -12,7 +12,7 @@ A space file looks like this (the built-in ``hybrid.yaml`` is a full example)::
         conv_stem: {act: gelu}     # a value is fixed, a list is a choice
     stages:                        # one entry per stage, in order
       - name: s1                   # optional, default s<i>
-        depth: [1, 2, 3]           # choices, or {min: 1, max: 3}
+        depth: [1, 2, 3]           # choices (a bare 2: that one), or {min: 1, max: 3}
         width: [32, 48, 64]        # output channels of every block in the stage
         downsample:                # optional: a layer before the blocks (to the stage width)
           types: {conv_down: {}}
@@ -106,9 +106,16 @@ def _check_widths(v: list[int] | IntRange) -> None:
         raise ValueError(f"widths are at most {limits.MAX_WIDTH:,} channels")
 
 
+def _one_choice(v: Any) -> Any:
+    """A bare integer is the one-choice list ``[v]`` (``depth: 4``, ``width: 64``)."""
+    return [v] if isinstance(v, int) and not isinstance(v, bool) else v
+
+
 class LayerOptionsModel(_Strict):
     types: dict[str, ParamChoices] = Field(min_length=1)
     width: Widths | IntRange | None = None
+
+    _width_one = field_validator("width", mode="before")(_one_choice)
 
     @field_validator("width")
     @classmethod
@@ -131,6 +138,8 @@ class StageModel(_Strict):
     shared: bool | str = False
     first: dict[str, Scalar] = {}
     types: dict[str, ParamChoices] = Field(min_length=1)
+
+    _one = field_validator("depth", "width", mode="before")(_one_choice)
 
     @field_validator("depth")
     @classmethod

@@ -250,6 +250,19 @@ def test_schema_errors_carry_file_and_line(tmp_path: Path, edit, message) -> Non
         load_space(str(path))
 
 
+def test_a_bare_depth_or_width_is_its_one_choice(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        TINY.replace("  - depth: [1, 2]\n    width: [16, 32]", "  - depth: 2\n    width: 16")
+    )
+    space = load_space(str(path))
+    assert tuple(space.stages[0].depths) == (2,) and tuple(space.stages[0].widths) == (16,)
+    # a boolean is not a number of blocks
+    path.write_text(TINY.replace("  - depth: [1, 2]", "  - depth: true"))
+    with pytest.raises(SpaceError, match=r"tiny.yaml:\d+: stages\[0\]\.depth"):
+        load_space(str(path))
+
+
 def test_choices_that_break_a_block_rule_are_never_sampled(tmp_path: Path) -> None:
     # An even kernel passes the schema (an int >= 1) but no convnext block accepts it.
     path = tmp_path / "tiny.yaml"

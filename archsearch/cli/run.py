@@ -267,7 +267,8 @@ def _importance(option: str, db: str | None) -> str:
         return option
     from archsearch.supernet.training import importance
 
-    return "importance=" + json.dumps(importance(resolve_checkpoint(value.strip(), db)))
+    path = resolve_checkpoint(value.strip(), db, flag="-O importance")
+    return "importance=" + json.dumps(importance(path))
 
 
 def _measure_front(

@@ -18,7 +18,7 @@ from archsearch.cli.common import (
     progress_bar,
     stop_bar,
 )
-from archsearch.errors import UserError
+from archsearch.errors import StoreError, UserError
 
 app = typer.Typer(
     help="Weight-sharing supernets: train one (ViT-ResNAS multi-architecture sampling), list "
@@ -28,12 +28,16 @@ app = typer.Typer(
 )
 
 
-def resolve_checkpoint(ref: str, db: str | None) -> str:
-    """A supernet reference (a checkpoint path, or an id of the database) -> the path."""
+def resolve_checkpoint(ref: str, db: str | None, *, flag: str = "--supernet") -> str:
+    """A supernet reference (a checkpoint path, or an id of the database) -> the path; an
+    unknown id is an error naming ``flag``, the option the user wrote it in."""
     if ref.isdigit() and not Path(ref).exists():
         from archsearch.db import Store
 
-        return str(Store(db).get_supernet(int(ref))["checkpoint"])
+        try:
+            return str(Store(db).get_supernet(int(ref))["checkpoint"])
+        except StoreError as e:
+            raise UserError(f"{flag}={ref}: {e}") from None
     return ref
 
 
@@ -125,7 +129,7 @@ def train(
                 f"--resume continues a training with its stored settings; drop "
                 f"{', '.join(changed + (['--out'] if out is not None else []))}"
             )
-        path = resolve_checkpoint(resume, db)
+        path = resolve_checkpoint(resume, db, flag="--resume")
         ck = load_checkpoint(path)
         config = ck.config
         rows = [r for r in store.list_supernets() if r["checkpoint"] == str(Path(path).resolve())]

@@ -81,7 +81,7 @@ class SupernetsStore(StoreBase):
                 ids = s.scalars(select(SupernetModel.id).order_by(SupernetModel.id)).all()
                 known = ", ".join(map(str, ids)) or "none yet"
                 raise StoreError(
-                    f"--supernet: no supernet with id {supernet_id} in this database (stored: "
+                    f"no supernet with id {supernet_id} in this database (stored: "
                     f"{known}); give a checkpoint path or see `archsearch supernet list`"
                 )
             return _supernet_dict(row)

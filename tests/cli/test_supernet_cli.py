@@ -132,7 +132,14 @@ def test_bad_input_is_one_line_with_exit_2(trained: tuple[str, str, str], tmp_pa
     code, _, err = invoke("run", "--space", TINY, "--strategy", "supernet", db=url)
     assert code == 2 and "--supernet" in err
     code, _, err = invoke("run", "--space", TINY, "--supernet", "7", db=url)
-    assert code == 2 and "no supernet with id 7" in err
+    assert code == 2 and err.startswith("error: --supernet=7: no supernet with id 7")
+    # an unknown id names the option it was written in
+    code, _, err = invoke(
+        "run", "--space", TINY, "--strategy", "slimming", "-O", "importance=7", db=url
+    )
+    assert code == 2 and err.startswith("error: -O importance=7: no supernet with id 7")
+    code, _, err = invoke("supernet", "train", "--resume", "7", db=url)
+    assert code == 2 and err.startswith("error: --resume=7: no supernet with id 7")
     spec = tmp_path / "other.json"
     spec.write_text(load_space("vit-resnas-small").sample(seed=0).to_json())
     code, _, err = invoke("supernet", "extract", path, str(spec), db=url)

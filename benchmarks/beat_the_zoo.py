@@ -295,20 +295,21 @@ def main() -> None:
                 }
             )
         _print(target, [r for r in rows if r["target_ms"] == target])
-    Path(args.out).write_text(
-        json.dumps(
-            {
-                "machine": platform.processor() or platform.machine(),
-                "space": SPACE,
-                "data": data,
-                "args": vars(args),
-                "supernet_seconds": supernet_seconds,
-                "rows": rows,
-            },
-            indent=1,
+        Path(args.out).write_text(  # after every target: a long run keeps what it measured
+            json.dumps(
+                {
+                    "machine": platform.processor() or platform.machine(),
+                    "space": SPACE,
+                    "data": data,
+                    "args": vars(args),
+                    "targets": targets,
+                    "supernet_seconds": supernet_seconds,
+                    "rows": rows,
+                },
+                indent=1,
+            )
         )
-    )
-    print(f"rows written to {args.out}; work files in {work}")
+        print(f"rows written to {args.out}; work files in {work}")
 
 
 def _profile_and_calibrate(

@@ -52,6 +52,7 @@ from typing import Any
 
 import archsearch
 from archsearch.cost import count
+from archsearch.cost.latency import Correction
 from archsearch.db import Store
 from archsearch.evaluators import EVALUATORS
 from archsearch.solvers.shrinking import Moves
@@ -193,15 +194,15 @@ def main() -> None:
         name: [(w, a) for (w, d), a in grid.items() if d == w // 2] for name, grid in grids.items()
     }
     t0 = time.monotonic()
-    fit = _profile_and_calibrate(
+    correction = _profile_and_calibrate(
         store, space, [a for ladder in ladders.values() for _, a in ladder],
         random_networks=8 if args.quick else 30,
     )  # fmt: skip
     latency.bind(store)  # the calibrated model
     print(
         f"latency table of {SPACE} profiled and calibrated in {time.monotonic() - t0:.0f} s "
-        f"(global scale {fit.scale:.3f}, leave-one-out MAPE {fit.loo_mape:.1f}% on {fit.n} "
-        "networks)"
+        f"(global scale {correction.scale:.3f}, leave-one-out MAPE {correction.loo_mape:.1f}% "
+        f"on {correction.n} networks)"
     )
     if args.targets:
         targets = [float(t) for t in args.targets.split(",")]
@@ -314,7 +315,7 @@ def main() -> None:
 
 def _profile_and_calibrate(
     store: Store, space: Space, seeds: list[Architecture], *, random_networks: int
-) -> Any:
+) -> Correction:
     """Fills the CPU's table with every block option of ``space`` and fits its correction on
     whole networks: ``random_networks`` sampled members, the largest member (where the walks
     start) and the seed ladders. Done before anything is predicted, the predictor does not

@@ -8,10 +8,12 @@ into a 4D one, and shrinking the least important stage's width, and takes the ac
 loses the least accuracy per millisecond saved, until the latency target holds. Neither
 paper released its search code.
 
-archsearch evaluates every candidate action of a step with the run's score (inherited
-supernet accuracy, a proxy or training) instead of ranking positions by architecture
-parameters first: the same criterion applied to every position, each evaluated network a
-trial. The latency comes from the run's ``latency@<device>`` table (or a ``--table`` column).
+By default archsearch evaluates every candidate action of a step with the run's score
+(inherited supernet accuracy, a proxy or training) instead of ranking positions by
+architecture parameters first: the same criterion applied to every position, each evaluated
+network a trial. Given ``importance`` (the type probabilities a supernet trained with
+``--alphas`` learned), a step takes the paper's three actions only. The latency comes from the
+run's ``latency@<device>`` table (or a ``--table`` column).
 
 ``variant: v2`` (``--strategy slimming:v2``): EfficientFormerV2's actions (drop a block,
 shrink a stage's width, shrink one block's expansion ratio), judged by the loss per gain in

@@ -40,11 +40,14 @@ def test_interrupt_keeps_every_evaluated_candidate_of_a_cheap_batch(
 ) -> None:
     db = f"sqlite:///{tmp_path / 'i.db'}"
     log = tmp_path / "evaluated.txt"
-    env = {**os.environ, "ARCHSEARCH_DB": db, "LOGGED_EVAL": str(log), "LOGGED_SLEEP": "0.1"}
+    env = {**os.environ, "ARCHSEARCH_DB": db, "LOGGED_EVAL": str(log), "LOGGED_SLEEP": "0.2"}
+    Store(db)  # the schema (and the store's imports) before the clock starts: on a loaded
+    # machine they took long enough for the run to end before the signal
     proc = archsearch([*ARGS, "--score", "slowcheap"], env)
-    # The first batch (32 candidates, 3.2 s) is stored in chunks at least every 2 s.
+    # The first batch (32 candidates, 6.4 s) is stored in chunks at least every 2 s.
     store = wait_for(tmp_path / "i.db", db, 1)
     time.sleep(0.3)
+    assert proc.poll() is None, "the run ended before the signal"
     proc.send_signal(sig)
     assert proc.wait(timeout=30) == (143 if sig == signal.SIGTERM else 130)
     err = proc.stderr.read() if proc.stderr else ""

@@ -27,7 +27,13 @@ ARGS = [
 
 
 def archsearch(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    code = "import tests.distributed.helpers; from archsearch.cli import main; main()"
+    # Ctrl-C as in a terminal, whatever the test process inherited or set (a child inherits
+    # an ignored or blocked SIGINT; in the full suite it arrived that way and was never seen)
+    code = (
+        "import signal; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "import tests.distributed.helpers; from archsearch.cli import main; main()"
+    )
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,

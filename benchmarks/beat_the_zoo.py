@@ -190,12 +190,10 @@ def main() -> None:
         }
         for name in SEEDS
     }
-    ladders = {
-        name: [(w, a) for (w, d), a in grid.items() if d == w // 2] for name, grid in grids.items()
-    }
+    ladders = [a for grid in grids.values() for (w, d), a in grid.items() if d == w // 2]
     t0 = time.monotonic()
     correction = _profile_and_calibrate(
-        store, space, [a for ladder in ladders.values() for _, a in ladder],
+        store, space, ladders,
         random_networks=8 if args.quick else 30,
     )  # fmt: skip
     latency.bind(store)  # the calibrated model

@@ -154,6 +154,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/fashion-mnist"))
     ap.add_argument("--targets", default=None, help="latency targets in ms, comma-separated")
+    ap.add_argument(
+        "--fractions",
+        default=None,
+        help="without --targets: where the targets lie in the range that every seed design "
+        "can be scaled to, 0..1, comma-separated (default 0.4,0.8; --quick 0.6); the same "
+        "fractions give comparable targets on machines of different speed",
+    )
     ap.add_argument("--evaluations", type=int, default=150)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=float, default=3)
@@ -167,6 +174,16 @@ def main() -> None:
     if args.quick:
         args.evaluations, args.seeds, args.epochs = 60, 2, 0.05
         args.train_size, args.supernet_epochs = 1000, 1
+    try:
+        fractions = [
+            float(f) for f in (args.fractions or ("0.6" if args.quick else "0.4,0.8")).split(",")
+        ]
+    except ValueError:
+        fractions = [-1.0]
+    if not all(0.0 <= f <= 1.0 for f in fractions):
+        raise SystemExit(
+            f"--fractions={args.fractions}: each must be a number in 0..1, e.g. 0.4,0.8"
+        )
     data = f"idx:{Path(args.data).resolve()}"
     work = Path(args.workdir or tempfile.mkdtemp(prefix="beat_the_zoo_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -210,7 +227,7 @@ def main() -> None:
         hi = min(max(v) for v in scales.values())
         if lo >= hi:
             raise SystemExit(f"the seed designs' latencies do not overlap ({lo:.2f} > {hi:.2f})")
-        targets = [round(lo + (hi - lo) * f, 2) for f in ((0.6,) if args.quick else (0.4, 0.8))]
+        targets = [round(lo + (hi - lo) * f, 2) for f in fractions]
     print(f"targets (latency@cpu, ms): {targets}")
 
     t0 = time.monotonic()
@@ -302,6 +319,7 @@ def main() -> None:
                     "data": data,
                     "args": vars(args),
                     "targets": targets,
+                    "calibration": {"scale": correction.scale, "loo_mape": correction.loo_mape},
                     "supernet_seconds": supernet_seconds,
                     "rows": rows,
                 },

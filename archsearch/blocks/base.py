@@ -7,7 +7,9 @@ A *block* in an architecture is ``(type, out_channels, params)``. Its *family* (
 * the output-shape rule (:meth:`BlockFamily.out_shape`) and the shape-dependent checks;
 * the analytic cost (:meth:`BlockFamily.cost`): parameters, MACs and activations;
 * the main-path layer fan-ins used by DeepMAD's entropy (:meth:`BlockFamily.fan_ins`);
-* the torch builder (:meth:`BlockFamily.build`), which imports torch lazily.
+* the torch builder: :meth:`BlockFamily.layer` names a torch-only constructor in
+  :mod:`archsearch.blocks.layers` and its plain arguments (what ``archsearch export --format
+  py`` writes out); :meth:`BlockFamily.build` calls it, importing torch lazily.
 
 Counting convention (see the README): ``macs`` counts the multiply-accumulates of
 convolutions, linear layers and matrix products, attention's QK^T and AV included, exactly what
@@ -22,7 +24,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from archsearch.limits import MAX_INT_PARAM
@@ -227,6 +229,24 @@ class Alias:
     of: str | None = None
 
 
+@dataclass(frozen=True)
+class LayerCall:
+    """A block's torch module as a call: a constructor that needs only torch (a class or a
+    function of :mod:`archsearch.blocks.layers`, or a ``torch.nn`` class) and plain arguments
+    (numbers, strings, booleans and tuples/lists of them).
+
+    ``call()`` builds the module; :mod:`archsearch.export` writes the same call, with the
+    constructor's source, into a file that imports only torch.
+    """
+
+    fn: Callable[..., nn.Module]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self) -> nn.Module:
+        return self.fn(*self.args, **self.kwargs)
+
+
 class BlockFamily(ABC):
     """A family of blocks: schema, shape rule, analytic cost, entropy layers and torch builder.
 
@@ -320,6 +340,17 @@ class BlockFamily(ABC):
         counts these layers; residual links and squeeze-excite are not on the main path.
         """
 
-    @abstractmethod
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        """The block's module as a torch-only constructor and its plain arguments.
+
+        Every built-in family defines it; a plugin family may define :meth:`build` instead, and
+        then exports to TorchScript and ONNX but not to PyTorch source.
+        """
+        raise NotImplementedError(
+            f"block type {self.name!r} defines no layer(): it cannot be written as PyTorch "
+            "source (its plugin builds its module directly)"
+        )
+
     def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
         """A fresh torch module computing the block (imports torch on first use)."""
+        return self.layer(shape, out, p)()

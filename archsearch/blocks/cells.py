@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from archsearch.blocks.base import (
     BlockFamily,
     Cost,
+    LayerCall,
     Param,
     Role,
     Shape,
@@ -38,7 +39,6 @@ from archsearch.blocks.base import (
 
 if TYPE_CHECKING:
     import networkx as nx
-    from torch import nn
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """NAS-Bench-201's operations, in its order."""
@@ -109,10 +109,10 @@ class NB201Cell(BlockFamily):
         ops = [g[u][v]["op"] for u, v in itertools.pairwise(path)]
         return tuple(float(shape[0] * CONV_KERNEL[op] ** 2) for op in ops if op in CONV_KERNEL)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import NB201CellModule
 
-        return NB201CellModule(out, [str(p[n]) for n in EDGE_PARAMS], EDGES)
+        return LayerCall(NB201CellModule, (out, [str(p[n]) for n in EDGE_PARAMS], EDGES))
 
 
 class NB201Reduce(BlockFamily):
@@ -144,22 +144,10 @@ class NB201Reduce(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0] * 9, out * 9)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from torch import nn
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import nb201_reduce
 
-        from archsearch.blocks.layers import Residual
-
-        c = shape[0]
-        body = nn.Sequential(
-            nn.ReLU(),
-            nn.Conv2d(c, out, 3, 2, 1, bias=False),
-            nn.BatchNorm2d(out),
-            nn.ReLU(),
-            nn.Conv2d(out, out, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(out),
-        )
-        shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c, out, 1, bias=False))
-        return Residual(body, shortcut)
+        return LayerCall(nb201_reduce, (shape[0], out))
 
 
 class NB201Head(BlockFamily):
@@ -180,13 +168,7 @@ class NB201Head(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return ()
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from torch import nn
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import nb201_head
 
-        return nn.Sequential(
-            nn.BatchNorm2d(shape[0]),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(shape[0], out),
-        )
+        return LayerCall(nb201_head, (shape[0], out))

@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
     Alias,
     BlockFamily,
     Cost,
+    LayerCall,
     Param,
     Role,
     Shape,
@@ -30,9 +31,6 @@ from archsearch.blocks.base import (
     ratio_of,
     times,
 )
-
-if TYPE_CHECKING:
-    from torch import nn
 
 
 class ConvNeXt(BlockFamily):
@@ -69,12 +67,11 @@ class ConvNeXt(BlockFamily):
         k = int(p["kernel"])
         return (k * k, shape[0], int(p["hidden"]))
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import ConvNeXtBlock
 
-        return ConvNeXtBlock(
-            out, int(p["kernel"]), int(p["hidden"]), layer_scale=bool(p["layer_scale"])
-        )
+        kwargs = {"layer_scale": bool(p["layer_scale"])}
+        return LayerCall(ConvNeXtBlock, (out, int(p["kernel"]), int(p["hidden"])), kwargs)
 
 
 class MBConv(BlockFamily):
@@ -133,24 +130,18 @@ class MBConv(BlockFamily):
         k = int(p["kernel"])
         return (shape[0], k * k, int(p["hidden"]))
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from torch import nn
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import mbconv
 
-        from archsearch.blocks.layers import ConvNormAct, Residual, SqueezeExcite, make_act
-
-        c, hid, act = shape[0], int(p["hidden"]), str(p["act"])
-        se, stride = int(p["se"]), int(p["stride"])
-        body = nn.Sequential(
-            ConvNormAct(c, hid, 1, act=act),
-            ConvNormAct(hid, hid, int(p["kernel"]), stride=stride, groups=hid, act=act),
-            SqueezeExcite(hid, se, act) if se else nn.Identity(),
-            ConvNormAct(hid, out, 1, act="none"),
-        )
-        if stride == 1 and c == out:
-            return Residual(body, act=act if p["final_act"] else "none")
-        if p["final_act"]:
-            return nn.Sequential(body, make_act(act))
-        return body
+        kwargs = {
+            "hidden": int(p["hidden"]),
+            "kernel": int(p["kernel"]),
+            "stride": int(p["stride"]),
+            "se": int(p["se"]),
+            "act": str(p["act"]),
+            "final_act": bool(p["final_act"]),
+        }
+        return LayerCall(mbconv, (shape[0], out), kwargs)
 
 
 class Bottleneck(BlockFamily):
@@ -203,25 +194,17 @@ class Bottleneck(BlockFamily):
         k, hid = int(p["kernel"]), int(p["hidden"])
         return (shape[0], hid * k * k, hid)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from torch import nn
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import bottleneck
 
-        from archsearch.blocks.layers import ConvNormAct, Residual
-
-        c, hid, stride = shape[0], int(p["hidden"]), int(p["stride"])
-        body = nn.Sequential(
-            ConvNormAct(c, hid, 1),
-            ConvNormAct(hid, hid, int(p["kernel"]), stride=stride),
-            ConvNormAct(hid, out, 1, act="none"),
-        )
-        shortcut: nn.Module = nn.Identity()
         if p["shortcut"] == "avgpool":
-            parts: list[nn.Module] = []
-            if stride == 2:
-                parts.append(nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False))
-            if c != out:
-                parts.append(ConvNormAct(c, out, 1, act="none"))
-            shortcut = nn.Sequential(*parts)
-        elif self._projects(shape, out, p):
-            shortcut = ConvNormAct(c, out, 1, stride=stride, act="none")
-        return Residual(body, shortcut, act="relu")
+            shortcut = "avgpool"
+        else:
+            shortcut = "conv" if self._projects(shape, out, p) else "identity"
+        kwargs = {
+            "hidden": int(p["hidden"]),
+            "kernel": int(p["kernel"]),
+            "stride": int(p["stride"]),
+            "shortcut": shortcut,
+        }
+        return LayerCall(bottleneck, (shape[0], out), kwargs)

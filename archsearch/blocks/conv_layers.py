@@ -15,11 +15,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
     BlockFamily,
     Cost,
+    LayerCall,
     Param,
     Role,
     Shape,
@@ -28,9 +29,6 @@ from archsearch.blocks.base import (
     norm_params,
     odd_kernel,
 )
-
-if TYPE_CHECKING:
-    from torch import nn
 
 ACTS = ("relu", "gelu", "silu", "hswish", "none")
 NORMS = ("bn", "ln", "none")
@@ -67,18 +65,16 @@ class _ConvNorm(BlockFamily):
         k = self.geometry(p)[0]
         return (shape[0] * k * k,)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from torch import nn
-
-        from archsearch.blocks.layers import make_act, make_norm2d
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import conv_norm
 
         k, s, pad = self.geometry(p)
-        conv = nn.Conv2d(shape[0], out, k, s, pad, bias=bool(p["bias"]))
+        kwargs: dict[str, Any] = {"bias": bool(p["bias"]), "norm": str(p["norm"])}
         if self.norm_first:
-            return nn.Sequential(make_norm2d(str(p["norm"]), shape[0]), conv)
-        return nn.Sequential(
-            conv, make_norm2d(str(p["norm"]), out), make_act(p.get("act", "none"))
-        )
+            kwargs["norm_first"] = True
+        elif "act" in p:
+            kwargs["act"] = str(p["act"])
+        return LayerCall(conv_norm, (shape[0], out, k, s, pad), kwargs)
 
 
 class ConvBnAct(_ConvNorm):
@@ -132,18 +128,11 @@ class ConvStem(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0] * 9, out // 2 * 9)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from torch import nn
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import conv_stem
 
-        from archsearch.blocks.layers import ConvNormAct
-
-        act, bias = str(p["act"]), bool(p["bias"])
-        return nn.Sequential(
-            ConvNormAct(shape[0], out // 2, 3, stride=2, bias=bias, act=act),
-            ConvNormAct(
-                out // 2, out, 3, stride=2, bias=bias, act=act if p["final_act"] else "none"
-            ),
-        )
+        kwargs = {"bias": bool(p["bias"]), "act": str(p["act"]), "final_act": bool(p["final_act"])}
+        return LayerCall(conv_stem, (shape[0], out), kwargs)
 
 
 class ResNetStem(BlockFamily):
@@ -177,17 +166,11 @@ class ResNetStem(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0] * int(p["kernel"]) ** 2,)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from torch import nn
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import resnet_stem
 
-        from archsearch.blocks.layers import ConvNormAct
-
-        layers: list[nn.Module] = [
-            ConvNormAct(shape[0], out, int(p["kernel"]), stride=2, act=str(p["act"]))
-        ]
-        if p["pool"]:
-            layers.append(nn.MaxPool2d(3, 2, 1))
-        return nn.Sequential(*layers)
+        kwargs = {"kernel": int(p["kernel"]), "pool": bool(p["pool"]), "act": str(p["act"])}
+        return LayerCall(resnet_stem, (shape[0], out), kwargs)
 
 
 class Patchify(_ConvNorm):

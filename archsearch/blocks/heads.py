@@ -12,11 +12,12 @@ whose logits are averaged with the first (DeiT/EfficientFormer distillation head
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
     BlockFamily,
     Cost,
+    LayerCall,
     Param,
     Role,
     Shape,
@@ -25,9 +26,6 @@ from archsearch.blocks.base import (
     linear_cost,
     norm_params,
 )
-
-if TYPE_CHECKING:
-    from torch import nn
 
 
 class Head(BlockFamily):
@@ -75,16 +73,15 @@ class Head(BlockFamily):
         # DeepMAD counts the final 1x1 conv in the last stage and ignores the classifier.
         return (shape[0],) if int(p["hidden"]) else ()
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import Head as HeadModule
 
-        return HeadModule(
-            shape[0],
-            out,
-            hidden=int(p["hidden"]),
-            act=str(p["act"]),
-            prenorm=str(p["prenorm"]),
-            pool=str(p["pool"]),
-            norm=str(p["norm"]),
-            distill=bool(p["distill"]),
-        )
+        kwargs = {
+            "hidden": int(p["hidden"]),
+            "act": str(p["act"]),
+            "prenorm": str(p["prenorm"]),
+            "pool": str(p["pool"]),
+            "norm": str(p["norm"]),
+            "distill": bool(p["distill"]),
+        }
+        return LayerCall(HeadModule, (shape[0], out), kwargs)

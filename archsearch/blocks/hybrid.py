@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
     BlockFamily,
     Cost,
+    LayerCall,
     Param,
     Role,
     Shape,
@@ -36,9 +37,6 @@ from archsearch.blocks.base import (
     times,
 )
 from archsearch.blocks.token_mixers import MLP_RATIO
-
-if TYPE_CHECKING:
-    from torch import nn
 
 
 def make_divisible(value: float, divisor: int = 32) -> int:
@@ -100,10 +98,11 @@ class NextConvBlock(BlockFamily):
         embed = (shape[0],) if int(p["stride"]) == 2 or shape[0] != out else ()
         return (*embed, int(p["head_dim"]) * 9, out, out, int(p["hidden"]))
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from archsearch.blocks.layers import NextConvBlock as Module
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import NextConvBlock
 
-        return Module(shape[0], out, int(p["stride"]), int(p["hidden"]), int(p["head_dim"]))
+        args = (shape[0], out, int(p["stride"]), int(p["hidden"]), int(p["head_dim"]))
+        return LayerCall(NextConvBlock, args)
 
 
 class NextTransformerBlock(BlockFamily):
@@ -171,10 +170,10 @@ class NextTransformerBlock(BlockFamily):
         embed = (shape[0],) if stride == 2 or shape[0] != d else ()
         return (*embed, d, n_kv, d, out, int(p["hidden"]))
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from archsearch.blocks.layers import NextTransformerBlock as Module
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import NextTransformerBlock
 
-        return Module(
+        args = (
             shape[0],
             out,
             int(p["stride"]),
@@ -183,6 +182,7 @@ class NextTransformerBlock(BlockFamily):
             int(p["mhsa_out"]),
             int(p["hidden"]),
         )
+        return LayerCall(NextTransformerBlock, args)
 
 
 def _square_side(tokens: int) -> int | None:
@@ -228,12 +228,11 @@ class CvTEmbed(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0] * int(p["kernel"]) ** 2,)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from archsearch.blocks.layers import CvTEmbed as Module
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import CvTEmbed
 
-        return Module(
-            shape[0], out, int(p["kernel"]), int(p["stride"]), int(p["padding"]), bool(p["cls"])
-        )
+        args = (shape[0], out, int(p["kernel"]), int(p["stride"]), int(p["padding"]))
+        return LayerCall(CvTEmbed, (*args, bool(p["cls"])))
 
 
 class CvT(BlockFamily):
@@ -300,15 +299,9 @@ class CvT(BlockFamily):
         t_kv = conv_out(h, k, s, k // 2) * conv_out(w, k, s, k // 2) + int(bool(p["cls"]))
         return (k * k, c, t_kv, c, c, int(p["hidden"]))
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import CvTBlock
 
-        return CvTBlock(
-            out,
-            int(p["heads"]),
-            int(p["hidden"]),
-            int(p["kernel"]),
-            int(p["stride_kv"]),
-            cls=bool(p["cls"]),
-            qkv_bias=bool(p["qkv_bias"]),
-        )
+        args = (out, int(p["heads"]), int(p["hidden"]), int(p["kernel"]), int(p["stride_kv"]))
+        kwargs = {"cls": bool(p["cls"]), "qkv_bias": bool(p["qkv_bias"])}
+        return LayerCall(CvTBlock, args, kwargs)

@@ -11,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from archsearch.blocks.base import BlockFamily, Cost, Role, Shape, keeps_width
+from archsearch.blocks.base import (
+    BlockFamily,
+    Cost,
+    LayerCall,
+    Role,
+    Shape,
+    keeps_width,
+)
 
 if TYPE_CHECKING:
-    from torch import nn
+    pass
 
 
 class Identity(BlockFamily):
@@ -35,7 +42,7 @@ class Identity(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return ()
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from torch import nn
 
-        return nn.Identity()
+        return LayerCall(nn.Identity)

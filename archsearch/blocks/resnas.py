@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
     BlockFamily,
     Cost,
+    LayerCall,
     Param,
     Role,
     Shape,
@@ -38,9 +39,6 @@ from archsearch.blocks.base import (
     times,
 )
 from archsearch.blocks.token_mixers import MLP_RATIO
-
-if TYPE_CHECKING:
-    from torch import nn
 
 REFERENCE = "ViT-ResNAS (Liao et al., 2021), yilunliao/vit-search"
 
@@ -72,11 +70,12 @@ class PosPatch(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0] * int(p["patch"]) ** 2,)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import PosPatchEmbed
 
         _, h, w = self.out_shape(shape, out, p)
-        return PosPatchEmbed(shape[0], out, int(p["patch"]), (h, w), pos=bool(p["pos_embed"]))
+        args = (shape[0], out, int(p["patch"]), (h, w))
+        return LayerCall(PosPatchEmbed, args, {"pos": bool(p["pos_embed"])})
 
 
 class ResReduce(BlockFamily):
@@ -104,11 +103,12 @@ class ResReduce(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0] * 9,)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import ResidualReduction
 
         _, h, w = self.out_shape(shape, out, p)
-        return ResidualReduction(shape[0], out, (h, w), pos=bool(p["pos_embed"]))
+        args = (shape[0], out, (h, w))
+        return LayerCall(ResidualReduction, args, {"pos": bool(p["pos_embed"])})
 
 
 class ViTBlock(BlockFamily):
@@ -147,13 +147,8 @@ class ViTBlock(BlockFamily):
         c, h, w = shape
         return (c, h * w, int(p["heads"]) * int(p["head_dim"]), c, int(p["hidden"]))
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import ResNASBlock
 
-        return ResNASBlock(
-            out,
-            int(p["heads"]),
-            int(p["head_dim"]),
-            int(p["hidden"]),
-            qkv_bias=bool(p["qkv_bias"]),
-        )
+        args = (out, int(p["heads"]), int(p["head_dim"]), int(p["hidden"]))
+        return LayerCall(ResNASBlock, args, {"qkv_bias": bool(p["qkv_bias"])})

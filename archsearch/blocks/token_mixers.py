@@ -17,12 +17,13 @@ Attention blocks take and return NCHW maps; they flatten to tokens inside.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
     Alias,
     BlockFamily,
     Cost,
+    LayerCall,
     Param,
     Role,
     Shape,
@@ -34,9 +35,6 @@ from archsearch.blocks.base import (
     ratio_of,
     times,
 )
-
-if TYPE_CHECKING:
-    from torch import nn
 
 MLP_RATIO = Alias("mlp_ratio", "hidden", lambda cin, cout, r: ratio_of(cout, r), "hidden/width")
 HEAD_DIM = Alias("head_dim", "heads", lambda cin, cout, d: max(1, cout // int(d)), "width/heads")
@@ -87,33 +85,16 @@ class Pool(BlockFamily):
         k = int(p["pool_size"])
         return (k * k, shape[0], int(p["hidden"]))
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from torch import nn
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import poolformer_block
 
-        from archsearch.blocks.layers import MetaFormerBlock, PoolMixer
-
-        c, hid = shape[0], int(p["hidden"])
-        if p["norm"] == "gn":
-            mlp = nn.Sequential(nn.Conv2d(c, hid, 1), nn.GELU(), nn.Conv2d(hid, c, 1))
-            norm1: nn.Module = nn.GroupNorm(1, c)
-            norm2: nn.Module = nn.GroupNorm(1, c)
-        else:
-            mlp = nn.Sequential(
-                nn.Conv2d(c, hid, 1),
-                nn.BatchNorm2d(hid),
-                nn.GELU(),
-                nn.Conv2d(hid, c, 1),
-                nn.BatchNorm2d(c),
-            )
-            norm1, norm2 = nn.Identity(), nn.Identity()
-        return MetaFormerBlock(
-            PoolMixer(int(p["pool_size"])),
-            mlp,
-            dim=c,
-            norm1=norm1,
-            norm2=norm2,
-            layer_scale=bool(p["layer_scale"]),
-        )
+        kwargs = {
+            "hidden": int(p["hidden"]),
+            "pool_size": int(p["pool_size"]),
+            "norm": str(p["norm"]),
+            "layer_scale": bool(p["layer_scale"]),
+        }
+        return LayerCall(poolformer_block, (shape[0],), kwargs)
 
 
 class _AttentionFamily(BlockFamily):
@@ -183,19 +164,17 @@ class _AttentionFamily(BlockFamily):
         mlp = (c, 9, hid) if p.get("mlp_dwconv", False) else (c, hid)
         return (c, n_kv, c, *mlp)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import TransformerBlock
 
-        return TransformerBlock(
-            out,
-            int(p["heads"]),
-            int(p["hidden"]),
-            qkv_bias=bool(p["qkv_bias"]),
-            sr=int(p.get("sr", 0)),
-            linear=bool(p.get("linear", False)),
-            mlp_dwconv=bool(p.get("mlp_dwconv", False)),
-            layer_scale=bool(p["layer_scale"]),
-        )
+        kwargs = {
+            "qkv_bias": bool(p["qkv_bias"]),
+            "sr": int(p.get("sr", 0)),
+            "linear": bool(p.get("linear", False)),
+            "mlp_dwconv": bool(p.get("mlp_dwconv", False)),
+            "layer_scale": bool(p["layer_scale"]),
+        }
+        return LayerCall(TransformerBlock, (out, int(p["heads"]), int(p["hidden"])), kwargs)
 
 
 class MHSA(_AttentionFamily):

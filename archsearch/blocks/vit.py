@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
     BlockFamily,
     Cost,
+    LayerCall,
     Param,
     Role,
     Shape,
@@ -37,9 +38,6 @@ from archsearch.blocks.base import (
     times,
 )
 from archsearch.blocks.token_mixers import HEAD_DIM, MLP_RATIO
-
-if TYPE_CHECKING:
-    from torch import nn
 
 
 class ViTEmbed(BlockFamily):
@@ -75,17 +73,11 @@ class ViTEmbed(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0] * int(p["patch"]) ** 2,)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from archsearch.blocks.layers import ViTEmbed as Module
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import ViTEmbed
 
-        return Module(
-            shape[0],
-            out,
-            int(p["patch"]),
-            self.out_shape(shape, out, p)[1],
-            cls=bool(p["cls"]),
-            pos=bool(p["pos_embed"]),
-        )
+        args = (shape[0], out, int(p["patch"]), self.out_shape(shape, out, p)[1])
+        return LayerCall(ViTEmbed, args, {"cls": bool(p["cls"]), "pos": bool(p["pos_embed"])})
 
 
 class EffFormerAttn(BlockFamily):
@@ -129,18 +121,18 @@ class EffFormerAttn(BlockFamily):
         vd = int(p["attn_ratio"]) * int(p["key_dim"]) * int(p["heads"])
         return (c, h * w, vd, c, int(p["hidden"]))
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import MetaBlock3d
 
-        return MetaBlock3d(
+        args = (
             out,
             int(p["heads"]),
             int(p["key_dim"]),
             int(p["attn_ratio"]),
             int(p["hidden"]),
             (shape[1], shape[2]),
-            layer_scale=bool(p["layer_scale"]),
         )
+        return LayerCall(MetaBlock3d, args, {"layer_scale": bool(p["layer_scale"])})
 
 
 class TinyViT(BlockFamily):
@@ -196,12 +188,11 @@ class TinyViT(BlockFamily):
         ws, k = int(p["window"]), int(p["local_conv"])
         return (c, ws * ws, c, k * k, c, int(p["hidden"]))
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import TinyViTBlock
 
-        return TinyViTBlock(
-            out, int(p["heads"]), int(p["window"]), int(p["hidden"]), int(p["local_conv"])
-        )
+        args = (out, int(p["heads"]), int(p["window"]), int(p["hidden"]), int(p["local_conv"]))
+        return LayerCall(TinyViTBlock, args)
 
 
 class TinyViTMerge(BlockFamily):
@@ -226,17 +217,10 @@ class TinyViTMerge(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0], 9, out)
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
-        from torch import nn
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import tinyvit_merge
 
-        from archsearch.blocks.layers import ConvNormAct
-
-        act = str(p["act"])
-        return nn.Sequential(
-            ConvNormAct(shape[0], out, 1, act=act),
-            ConvNormAct(out, out, 3, stride=2, groups=out, act=act),
-            ConvNormAct(out, out, 1, act="none"),
-        )
+        return LayerCall(tinyvit_merge, (shape[0], out), {"act": str(p["act"])})
 
 
 class StageNorm(BlockFamily):
@@ -262,7 +246,7 @@ class StageNorm(BlockFamily):
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return ()
 
-    def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import make_norm2d
 
-        return make_norm2d(str(p["kind"]), out)
+        return LayerCall(make_norm2d, (str(p["kind"]), out))

@@ -1,14 +1,18 @@
-"""Torch modules the block families compose in their ``build`` methods, one module per family
-file (``conv_blocks``, ``token_mixers``, ``vit``, ``hybrid``, ``heads``, ``resnas``, ``cells``)
-plus ``common`` (shared layers) and ``network`` (what :func:`archsearch.build` returns).
+"""Torch modules the block families compose, one module per family file (``conv_layers``,
+``conv_blocks``, ``token_mixers``, ``vit``, ``hybrid``, ``heads``, ``resnas``, ``cells``) plus
+``common`` (shared layers) and ``network`` (what :func:`archsearch.build` returns).
 
-These modules import torch at the top; nothing outside a ``build`` method imports them, so that
-counting, the space machinery, the store and the CLI's read-only commands stay torch-free.
+Every family's :meth:`~archsearch.blocks.BlockFamily.layer` names one class or function here
+(or a ``torch.nn`` class) and its plain arguments; these modules import nothing but torch and
+each other, so that ``archsearch export --format py`` can copy what a network uses into a file
+that needs only torch. They import torch at the top; nothing outside a family's ``layer``
+method imports them, so that counting, the space machinery, the store and the CLI's read-only
+commands stay torch-free.
 """
 
 from __future__ import annotations
 
-from archsearch.blocks.layers.cells import NB201CellModule
+from archsearch.blocks.layers.cells import NB201CellModule, nb201_head, nb201_reduce
 from archsearch.blocks.layers.common import (
     Attention,
     ConvNormAct,
@@ -25,7 +29,8 @@ from archsearch.blocks.layers.common import (
     skip,
     to_sequence,
 )
-from archsearch.blocks.layers.conv_blocks import ConvNeXtBlock
+from archsearch.blocks.layers.conv_blocks import ConvNeXtBlock, bottleneck, mbconv
+from archsearch.blocks.layers.conv_layers import conv_norm, conv_stem, resnet_stem
 from archsearch.blocks.layers.heads import Head
 from archsearch.blocks.layers.hybrid import (
     ConvAttention,
@@ -36,10 +41,21 @@ from archsearch.blocks.layers.hybrid import (
     NextPatchEmbed,
     NextTransformerBlock,
 )
-from archsearch.blocks.layers.network import Network
+from archsearch.blocks.layers.network import Network, StageOutputs
 from archsearch.blocks.layers.resnas import PosPatchEmbed, ResidualReduction, ResNASBlock
-from archsearch.blocks.layers.token_mixers import MetaFormerBlock, PoolMixer, TransformerBlock
-from archsearch.blocks.layers.vit import BiasedAttention, MetaBlock3d, TinyViTBlock, ViTEmbed
+from archsearch.blocks.layers.token_mixers import (
+    MetaFormerBlock,
+    PoolMixer,
+    TransformerBlock,
+    poolformer_block,
+)
+from archsearch.blocks.layers.vit import (
+    BiasedAttention,
+    MetaBlock3d,
+    TinyViTBlock,
+    ViTEmbed,
+    tinyvit_merge,
+)
 
 __all__ = [
     "Attention",
@@ -68,13 +84,23 @@ __all__ = [
     "Residual",
     "ResidualReduction",
     "SqueezeExcite",
+    "StageOutputs",
     "TinyViTBlock",
     "TransformerBlock",
     "ViTEmbed",
+    "bottleneck",
     "conv_mlp",
+    "conv_norm",
+    "conv_stem",
     "make_act",
     "make_norm2d",
+    "mbconv",
+    "nb201_head",
+    "nb201_reduce",
     "no_residual",
+    "poolformer_block",
+    "resnet_stem",
     "skip",
+    "tinyvit_merge",
     "to_sequence",
 ]

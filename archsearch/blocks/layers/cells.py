@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from archsearch.blocks.layers.common import Residual
+
 
 class _Zero(nn.Module):
     """NAS-Bench-201's ``none`` operation: a zero map of the input's shape."""
@@ -43,3 +45,29 @@ class NB201CellModule(nn.Module):
                 node = node + t
             nodes.append(node)
         return nodes[3]
+
+
+def nb201_reduce(c_in: int, c_out: int) -> Residual:
+    """NAS-Bench-201's residual reduction: ReLU-conv3x3(stride 2)-BN-ReLU-conv3x3-BN, with a
+    2x2 average pool and 1x1 conv shortcut."""
+    body = nn.Sequential(
+        nn.ReLU(),
+        nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+        nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+    )
+    shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
+    return Residual(body, shortcut)
+
+
+def nb201_head(c_in: int, classes: int) -> nn.Sequential:
+    """NAS-Bench-201's head: BN, ReLU, global average pool, linear classifier."""
+    return nn.Sequential(
+        nn.BatchNorm2d(c_in),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(c_in, classes),
+    )

@@ -1,10 +1,17 @@
-"""The modules of :mod:`archsearch.blocks.conv_blocks` (ConvNeXt)."""
+"""The modules of :mod:`archsearch.blocks.conv_blocks`: ConvNeXt, MBConv, bottleneck."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from archsearch.blocks.layers.common import LayerScale, skip
+from archsearch.blocks.layers.common import (
+    ConvNormAct,
+    LayerScale,
+    Residual,
+    SqueezeExcite,
+    make_act,
+    skip,
+)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -23,3 +30,54 @@ class ConvNeXtBlock(nn.Module):
         y = self.dwconv(x).permute(0, 2, 3, 1)
         y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
         return skip(x) + self.gamma(y).permute(0, 3, 1, 2)
+
+
+def mbconv(
+    c_in: int,
+    c_out: int,
+    *,
+    hidden: int,
+    kernel: int,
+    stride: int,
+    se: int,
+    act: str,
+    final_act: bool,
+) -> nn.Module:
+    """Inverted residual: 1x1 expansion to ``hidden``, kxk depthwise, squeeze-excite (``se``
+    channels, 0 for none), 1x1 projection; an identity residual when the shape is kept, and
+    ``final_act`` after the sum (TinyViT)."""
+    body = nn.Sequential(
+        ConvNormAct(c_in, hidden, 1, act=act),
+        ConvNormAct(hidden, hidden, kernel, stride=stride, groups=hidden, act=act),
+        SqueezeExcite(hidden, se, act) if se else nn.Identity(),
+        ConvNormAct(hidden, c_out, 1, act="none"),
+    )
+    if stride == 1 and c_in == c_out:
+        return Residual(body, act=act if final_act else "none")
+    if final_act:
+        return nn.Sequential(body, make_act(act))
+    return body
+
+
+def bottleneck(
+    c_in: int, c_out: int, *, hidden: int, kernel: int, stride: int, shortcut: str
+) -> Residual:
+    """ResNet's 1x1-kxk-1x1 bottleneck, stride in the kxk conv, ReLU after the sum; the
+    shortcut is ``identity``, ``conv`` (a strided 1x1 projection) or ``avgpool`` (a 2x2 average
+    pool when strided, then a 1x1 projection when the width changes)."""
+    body = nn.Sequential(
+        ConvNormAct(c_in, hidden, 1),
+        ConvNormAct(hidden, hidden, kernel, stride=stride),
+        ConvNormAct(hidden, c_out, 1, act="none"),
+    )
+    link: nn.Module = nn.Identity()
+    if shortcut == "avgpool":
+        parts: list[nn.Module] = []
+        if stride == 2:
+            parts.append(nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False))
+        if c_in != c_out:
+            parts.append(ConvNormAct(c_in, c_out, 1, act="none"))
+        link = nn.Sequential(*parts)
+    elif shortcut == "conv":
+        link = ConvNormAct(c_in, c_out, 1, stride=stride, act="none")
+    return Residual(body, link, act="relu")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -173,7 +175,7 @@ class CvTBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         b, c = x.shape[:2]
         if self.cls:
-            side = round((x.shape[2] - 1) ** 0.5)
+            side = math.isqrt(int(x.shape[2]) - 1)  # a class token + side x side tokens
             h = w = side
         else:
             h, w = x.shape[2], x.shape[3]

@@ -22,3 +22,20 @@ class Network(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.forward_features(x))
+
+
+class StageOutputs(nn.Module):
+    """A built network as a backbone: ``forward`` returns every stage's output (a tuple), as
+    timm's ``features_only`` models do; the head is kept but not run."""
+
+    def __init__(self, network: Network) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        x = self.network.stem(x)
+        out = []
+        for stage in self.network.stages:
+            x = stage(x)
+            out.append(x)
+        return tuple(out)

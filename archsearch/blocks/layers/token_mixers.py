@@ -77,3 +77,26 @@ class TransformerBlock(nn.Module):
         t = skip(t) + self.ls1(self.attn(self.norm1(t), (h, w)))
         t = skip(t) + self.ls2(self.mlp(self.norm2(t), (h, w)))
         return t.transpose(1, 2).reshape(b, c, h, w)
+
+
+def poolformer_block(
+    dim: int, *, hidden: int, pool_size: int, norm: str, layer_scale: bool
+) -> MetaFormerBlock:
+    """PoolFormer's block (``norm: gn``: GroupNorm, GELU MLP) or EfficientFormer's 4D block
+    (``norm: bn``: no norm before the mixers, a conv-BN MLP)."""
+    if norm == "gn":
+        mlp = nn.Sequential(nn.Conv2d(dim, hidden, 1), nn.GELU(), nn.Conv2d(hidden, dim, 1))
+        norm1: nn.Module = nn.GroupNorm(1, dim)
+        norm2: nn.Module = nn.GroupNorm(1, dim)
+    else:
+        mlp = nn.Sequential(
+            nn.Conv2d(dim, hidden, 1),
+            nn.BatchNorm2d(hidden),
+            nn.GELU(),
+            nn.Conv2d(hidden, dim, 1),
+            nn.BatchNorm2d(dim),
+        )
+        norm1, norm2 = nn.Identity(), nn.Identity()
+    return MetaFormerBlock(
+        PoolMixer(pool_size), mlp, dim=dim, norm1=norm1, norm2=norm2, layer_scale=layer_scale
+    )

@@ -124,3 +124,12 @@ class ViTEmbed(nn.Module):
         if self.pos_embed is not None:
             x = x + self.pos_embed
         return x.unsqueeze(-1)
+
+
+def tinyvit_merge(c_in: int, c_out: int, *, act: str) -> nn.Sequential:
+    """TinyViT's patch merging: 1x1 conv, 3x3 stride-2 depthwise conv, 1x1 conv (BN each)."""
+    return nn.Sequential(
+        ConvNormAct(c_in, c_out, 1, act=act),
+        ConvNormAct(c_out, c_out, 3, stride=2, groups=c_out, act=act),
+        ConvNormAct(c_out, c_out, 1, act="none"),
+    )

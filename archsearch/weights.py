@@ -187,6 +187,11 @@ def load_weights(path: str | Path) -> nn.Module:
     Raises:
         WeightsError: not such a file, or its tensors do not fit the spec.
     """
+    return load_network(path)[1]
+
+
+def load_network(path: str | Path) -> tuple[Architecture, nn.Module]:
+    """:func:`load_weights` with the spec the file holds: ``(arch, module)``."""
     from archsearch.build import build
     from archsearch.spec import Architecture
 
@@ -204,4 +209,4 @@ def load_weights(path: str | Path) -> nn.Module:
         raise WeightsError(
             f"weights file {str(path)!r} does not fit its spec: {str(e).splitlines()[0][:200]}"
         ) from None
-    return model.eval()
+    return arch, model.eval()

@@ -22,7 +22,9 @@ def section_blocks(title: str) -> list[str]:
 
 @pytest.mark.slow
 def test_quick_start_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)  # commands name files of the repository
+    # commands name files of the repository (tests/fixtures/...) and write files (export)
+    (tmp_path / "tests").symlink_to(ROOT / "tests")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ARCHSEARCH_DB", f"sqlite:///{tmp_path / 'readme.db'}")
     commands = [line for line in section_blocks("Quick start")[0].splitlines() if line.strip()]
     assert commands[0].startswith("archsearch run --space hybrid --budget 1GFLOP")

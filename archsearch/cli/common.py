@@ -29,6 +29,8 @@ R = TypeVar("R")
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from archsearch.spec import Architecture
+
 console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
@@ -259,3 +261,25 @@ def progress_bar(label: str, *, suffix: str | None = None, transient: bool = Fal
 def stop_bar(bar: Progress) -> None:
     if bar.live.is_started:  # stopping a bar never shown would print an empty line
         bar.stop()
+
+
+def resolve_arch(ref: str, db: str | None) -> Architecture:
+    """An architecture from ``zoo:NAME``, a spec file (.yaml, .yml, .json) or a digest (or its
+    first 6+ characters) in the database."""
+    from archsearch.spec import Architecture
+
+    if ref.startswith("zoo:"):
+        from archsearch import zoo
+
+        return zoo.get(ref[4:])
+    if ref.endswith((".yaml", ".yml", ".json")):
+        return Architecture.load(ref)
+    if not re.fullmatch(r"[0-9a-fA-F]{6,64}", ref):
+        shown = ref if len(ref) <= 80 else ref[:77] + "..."
+        raise UserError(
+            f"{shown!r} is not an architecture: give a digest (6-64 hex characters), a spec "
+            "file (.yaml, .yml, .json) or zoo:NAME"
+        )
+    from archsearch.db import Store
+
+    return Architecture.from_json(Store(db).architecture(ref).spec)

@@ -600,3 +600,9 @@ def _report(
         f"{search.budget}; database {display_url(store.url)}\n"
         f"next: archsearch pareto --run {outcome.run_id}    archsearch show <digest>"
     )
+    if front:
+        best = str(front[0]["digest"])[:12]
+        console.print(
+            f"export the front's first network: archsearch export {best} --out {best}.py "
+            "(PyTorch source; .onnx, .pt for ONNX, TorchScript)"
+        )

@@ -16,6 +16,7 @@ from archsearch.cli.common import (
     handle_errors,
     interrupt_code,
     progress_bar,
+    resolve_arch,
     stop_bar,
 )
 from archsearch.errors import StoreError, UserError
@@ -229,7 +230,7 @@ def extract(
     supernet: Annotated[str, typer.Argument(help="The checkpoint file or its supernet id.")],
     architecture: Annotated[
         str,
-        typer.Argument(help="A member: a digest (6+ characters) in the database or a spec file."),
+        typer.Argument(help="A member: a digest (6+ characters), a spec file or zoo:NAME."),
     ],
     out: Annotated[Path, typer.Option(help="Where to save the weights (safetensors).")] = Path(
         "subnet.safetensors"
@@ -242,17 +243,11 @@ def extract(
     Load it with archsearch.load_weights(path), which builds the spec and loads the weights;
     nothing in the file is unpickled.
     """
-    from archsearch.db import Store
-    from archsearch.search import resolve_init
-    from archsearch.spec import Architecture
     from archsearch.supernet import load_checkpoint
     from archsearch.weights import save_module
 
     ck = load_checkpoint(resolve_checkpoint(supernet, db))
-    if architecture.startswith("zoo:") or architecture.endswith((".yaml", ".yml", ".json")):
-        ((_, arch),) = resolve_init([architecture])
-    else:
-        arch = Architecture.from_json(Store(db).architecture(architecture).spec)
+    arch = resolve_arch(architecture, db)
     member = ck.supernet.check_member(arch)
     module = ck.supernet.extract(arch).eval()
     save_module(out, module, member, supernet=str(ck.path), epoch=ck.epoch)

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet bench-zoo clean
+.PHONY: install run test test-fast lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet bench-zoo plots clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,21 @@ bench-supernet: $(STAMP)
 # BENCH_ZOO_ARGS=--quick for the smoke test.
 bench-zoo: $(STAMP)
 	$(BIN)/python benchmarks/beat_the_zoo.py --data $(FASHION_MNIST) --out beat_the_zoo.json $(BENCH_ZOO_ARGS)
+
+# The README's pictures (docs/img/), regenerated from scratch: two searches on `hybrid`, a
+# latency table of the small test space checked on 20 networks (about 4 minutes).
+PLOTS_DB := sqlite:///.plots.db
+plots: $(STAMP)
+	rm -f .plots.db
+	$(BIN)/archsearch run --space hybrid --budget 1GFLOP --trials 300 --seed 0 --db $(PLOTS_DB) > /dev/null
+	$(BIN)/archsearch run --space hybrid --budget 1GFLOP --trials 300 --seed 0 --strategy random --db $(PLOTS_DB) > /dev/null
+	$(BIN)/archsearch plot pareto --run 1 --with-zoo --out docs/img/pareto.png --db $(PLOTS_DB)
+	$(BIN)/archsearch plot history --run 1 --out docs/img/history.png --db $(PLOTS_DB)
+	$(BIN)/archsearch plot compare --run 1 --run 2 --out docs/img/compare.png --db $(PLOTS_DB)
+	$(BIN)/archsearch latency profile --space tests/fixtures/tiny_space.yaml --calibrate 5 --db $(PLOTS_DB) > /dev/null
+	$(BIN)/archsearch latency check --space tests/fixtures/tiny_space.yaml --n 20 --db $(PLOTS_DB) > /dev/null
+	$(BIN)/archsearch plot latency --out docs/img/latency.png --db $(PLOTS_DB)
+	rm -f .plots.db
 
 bench-ray: $(STAMP)
 	$(BIN)/python benchmarks/ray_overhead.py --trials 100 --tune-trials 20

@@ -12,7 +12,8 @@
   (opset :data:`ONNX_OPSET`, dynamic batch axis), each checked against the torch module on
   random input before it is written.
 
-Files are written atomically: a failed export leaves any earlier file of that name intact.
+Files are written atomically (:func:`archsearch.files.atomic_path`): a failed export leaves
+any earlier file of that name intact.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from archsearch.blocks import LayerCall
 from archsearch.errors import UserError
+from archsearch.files import atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -420,32 +422,6 @@ def _max_diff(a: Any, b: Any) -> float:
     return max(float((x - y).abs().max()) for x, y in zip(_outputs(a), _outputs(b), strict=True))
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """A temporary file beside ``path``, moved over it when the block succeeds."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as e:
-        raise ExportError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        try:
-            os.replace(tmp, path)
-        except OSError as e:
-            raise ExportError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Writes ``text`` atomically."""
-    with _atomic(Path(path)) as tmp:
-        tmp.write_text(text)
-
-
 def _example(arch: Architecture, batch: int, seed: int = 0) -> torch.Tensor:
     import torch
 
@@ -472,7 +448,7 @@ def to_torchscript(
             traced = torch.jit.trace(module, example, check_trace=False)  # type: ignore[no-untyped-call]
     except Exception as e:
         raise ExportError(f"TorchScript tracing failed: {_first_line(e)}") from None
-    with _atomic(Path(path)) as tmp:
+    with atomic_path(path) as tmp:
         traced.save(str(tmp))
         loaded = torch.jit.load(str(tmp))  # type: ignore[no-untyped-call]
         x = _example(arch, 2, seed=1)
@@ -508,7 +484,7 @@ def to_onnx(
     n_out = len(arch.stages) if features_only else 1
     outputs = [f"stage{i + 1}" for i in range(n_out)] if features_only else ["logits"]
     axes = {name: {0: "batch"} for name in ["images", *outputs]}
-    with _atomic(Path(path)) as tmp:
+    with atomic_path(path) as tmp:
         try:
             with torch.no_grad(), _quiet():
                 torch.onnx.export(

@@ -1,4 +1,5 @@
-"""Reading the files users pass: bounded, UTF-8, and YAML without surprises.
+"""Reading the files users pass: bounded, UTF-8, and YAML without surprises; writing the
+files users ask for atomically (:func:`atomic_path`, :func:`write_atomic`).
 
 Every text file archsearch reads from a user (space and spec YAML/JSON, sweep files, CSV
 tables) goes through :func:`read_text`, and every YAML document through :func:`parse_yaml`,
@@ -17,6 +18,9 @@ so that each failure is one line naming the file, never a traceback:
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from archsearch.limits import MAX_TABLE_BYTES, MAX_TEXT_BYTES, MAX_YAML_DEPTH, M
 __all__ = [
     "MAX_TABLE_BYTES",
     "MAX_TEXT_BYTES",
+    "atomic_path",
     "decode",
     "exists",
     "is_file",
@@ -35,6 +40,7 @@ __all__ = [
     "read_bytes",
     "read_text",
     "short",
+    "write_atomic",
 ]
 
 
@@ -243,3 +249,45 @@ def parse_yaml(
     finally:
         loader.dispose()
     return data, root
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; moved over ``path`` when the block ends
+    without an error, removed otherwise, so that a failed write leaves an earlier file of
+    that name as it was.
+
+    Raises:
+        UserError: the directory cannot be created or written, or ``path`` is a directory.
+    """
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as e:
+        raise UserError(f"cannot write {short(str(target))!r}: {describe_os_error(e)}") from None
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
+            os.replace(tmp, target)
+        except OSError as e:
+            raise UserError(
+                f"cannot write {short(str(target))!r}: {describe_os_error(e)}"
+            ) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Writes ``data`` (text as UTF-8) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)

@@ -8,7 +8,8 @@ The layers, bottom to top (the README's layout section draws the same picture):
 1. utilities: ``registry``, ``files``, ``expr`` (filter expressions), ``pareto`` (numpy)
 2. model: ``blocks``, ``spec``, ``build``
 3. domain: ``cost`` (counting, units, metrics, device descriptions, the latency predictor),
-   ``spaces``, ``data``, ``weights``, ``zoo``, ``export`` (source, TorchScript, ONNX)
+   ``spaces``, ``data``, ``weights``, ``zoo``, ``export`` (source, TorchScript, ONNX),
+   ``plots`` (figures of results)
 4. store: ``db``
 5. services: ``profiling`` (measures and stores), ``evaluators``, ``solvers``
 6. search: ``search`` (run configuration, gate, driver loop), ``benchmark``, ``supernet``
@@ -32,7 +33,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("errors", "limits", "_version"), 0),
     **dict.fromkeys(("registry", "files", "expr", "pareto"), 1),
     **dict.fromkeys(("blocks", "spec", "build"), 2),
-    **dict.fromkeys(("cost", "spaces", "data", "weights", "zoo", "export"), 3),
+    **dict.fromkeys(("cost", "spaces", "data", "weights", "zoo", "export", "plots"), 3),
     "db": 4,
     **dict.fromkeys(("profiling", "evaluators", "solvers"), 5),
     **dict.fromkeys(("search", "benchmark", "supernet"), 6),
@@ -47,6 +48,7 @@ SIDEWAYS = {
     ("zoo", "cost"),
     ("weights", "cost"),
     ("export", "cost"),
+    ("plots", "cost"),
     ("evaluators", "profiling"),  # latency@device fills the table lazily
     ("evaluators", "solvers"),
     ("solvers", "evaluators"),

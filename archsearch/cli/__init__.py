@@ -17,7 +17,7 @@ import typer
 from typer import _click as click  # typer's own click, whose exceptions it raises
 from typer.core import TyperGroup
 
-from archsearch.cli import bench, db, evaluate, export, latency, spaces, supernet, zoo
+from archsearch.cli import bench, db, evaluate, export, latency, plot, spaces, supernet, zoo
 from archsearch.cli.common import (
     DEBUG_VAR,
     error_line,
@@ -84,6 +84,7 @@ app.add_typer(runs_app, name="runs")
 app.command()(pareto)
 app.command()(show)
 app.command()(handle_errors(export.export))
+app.add_typer(plot.app, name="plot")
 app.command()(count)
 app.command()(evaluate.evaluate)
 app.command()(evaluate.evaluators)

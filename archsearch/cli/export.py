@@ -70,6 +70,7 @@ def export(
     --weights, TorchScript and ONNX carry seeded random weights (for latency or your training).
     """
     from archsearch import export as ex
+    from archsearch.files import write_atomic
 
     kind = _format(fmt, out)
     if opset is not None and not 14 <= opset <= 20:
@@ -101,10 +102,10 @@ def export(
     target = out or Path(f"{arch.digest[:12]}{ex.EXTENSION[kind]}")
 
     if kind == "py":
-        ex.write_text(target, ex.to_source(arch, features_only=features_only))
+        write_atomic(target, ex.to_source(arch, features_only=features_only))
         detail = "imports only torch; python it to check"
     elif kind in ("yaml", "json"):
-        ex.write_text(target, arch.to_yaml() if kind == "yaml" else arch.to_json(indent=2) + "\n")
+        write_atomic(target, arch.to_yaml() if kind == "yaml" else arch.to_json(indent=2) + "\n")
         detail = "archsearch count/build read it"
     elif kind == "safetensors":
         from archsearch.weights import save_module

@@ -27,7 +27,7 @@ from archsearch.limits import MAX_INT
 from archsearch.spec import Architecture
 
 if TYPE_CHECKING:
-    from archsearch.db import RunConfig
+    from archsearch.db import RunConfig, Store
 
 runs_app = typer.Typer(
     help="The runs in the database (`archsearch runs`), stale ones (--stale), deletion.",
@@ -192,27 +192,11 @@ def pareto(
     (`archsearch zoo list`) appear beside the front, named in the zoo column.
     """
     from archsearch.db import Store
-    from archsearch.evaluators import Metric, guess_direction, known_metrics
-    from archsearch.search import parse_objectives
 
     store = Store(db)
     info = store.get_run(run)
-    # metrics stored by the run (a table's columns) are objectives too
-    stored = {m: Metric(m, guess_direction(m)) for m in store.metrics(run)}
-    known = {**stored, **known_metrics()}
-    if objectives:
-        objs = [(o.name, o.direction) for o in parse_objectives(objectives, extra=known)]
-    else:
-        objs = [
-            (o.name, o.direction) for o in parse_objectives(info.config.objectives, extra=known)
-        ]
-        if "macs" not in dict(objs):
-            objs.insert(0, ("macs", "min"))
-    from archsearch.search import within_target
-
-    expr = parse_expr(where) if where else None
-    if not walk:  # a slimming or contraction run's networks on the way are not candidates
-        expr = within_target(info.config, expr)
+    objs = run_objectives(store, run, objectives)
+    expr = run_filter(info.config, where, walk=walk)
     metrics = store.metrics(run)
     front = store.pareto(run, objs, where=expr, extra=metrics)
     if limit is not None:
@@ -284,15 +268,36 @@ def emit_document(doc: dict[str, Any], fmt: DocFormat) -> None:
         typer.echo(text, nl=False)
 
 
-def with_zoo_points(
-    config: RunConfig,
-    front: list[dict[str, Any]],
-    objectives: Sequence[tuple[str, str]],
-    where: Expr | None,
-) -> list[dict[str, Any]]:
-    """The front and the zoo's networks (filtered by ``where``), sorted by the first objective."""
-    import math
+def run_objectives(store: Store, run: int, objectives: str | None) -> list[tuple[str, str]]:
+    """``--objectives`` parsed against the run's metrics, or by default macs:min and the run's
+    own objectives."""
+    from archsearch.evaluators import Metric, guess_direction, known_metrics
+    from archsearch.search import parse_objectives
 
+    info = store.get_run(run)
+    # metrics stored by the run (a table's columns) are objectives too
+    stored = {m: Metric(m, guess_direction(m)) for m in store.metrics(run)}
+    known = {**stored, **known_metrics()}
+    text = objectives or info.config.objectives
+    objs: list[tuple[str, str]] = [
+        (o.name, o.direction) for o in parse_objectives(text, extra=known)
+    ]
+    if not objectives and "macs" not in dict(objs):
+        objs.insert(0, ("macs", "min"))
+    return objs
+
+
+def run_filter(config: RunConfig, where: str | None, *, walk: bool) -> Expr | None:
+    """``--where`` parsed; without ``--walk``, a slimming or contraction run's networks on
+    the way down (outside its budget and constraints) are left out too."""
+    from archsearch.search import within_target
+
+    expr = parse_expr(where) if where else None
+    return expr if walk else within_target(config, expr)
+
+
+def zoo_points(config: RunConfig, where: Expr | None) -> list[dict[str, Any]]:
+    """The zoo's networks at the run's input, scored by its cheap evaluators, filtered."""
     from archsearch import zoo
     from archsearch.evaluators import EVALUATORS
     from archsearch.spaces import Space
@@ -302,8 +307,19 @@ def with_zoo_points(
     points = zoo.reference_points(
         evaluators, input_shape=space.input_shape, num_classes=space.num_classes
     )
-    if where is not None:
-        points = [p for p in points if where.evaluate(p)]
+    return [p for p in points if where is None or where.evaluate(p)]
+
+
+def with_zoo_points(
+    config: RunConfig,
+    front: list[dict[str, Any]],
+    objectives: Sequence[tuple[str, str]],
+    where: Expr | None,
+) -> list[dict[str, Any]]:
+    """The front and the zoo's networks (filtered by ``where``), sorted by the first objective."""
+    import math
+
+    points = zoo_points(config, where)
     first, direction = objectives[0]
 
     def key(row: dict[str, Any]) -> float:

@@ -604,5 +604,7 @@ def _report(
         best = str(front[0]["digest"])[:12]
         console.print(
             f"export the front's first network: archsearch export {best} --out {best}.py "
-            "(PyTorch source; .onnx, .pt for ONNX, TorchScript)"
+            "(PyTorch source; .onnx, .pt for ONNX, TorchScript)\n"
+            f"plot the front: archsearch plot pareto --run {outcome.run_id} --with-zoo "
+            "--out front.png (.svg, or .html: interactive)"
         )

@@ -710,9 +710,15 @@ class RunsStore(ArchitecturesStore):
             return sorted(s.scalars(q))
 
     def results(
-        self, run_id: int, *, metrics: Sequence[str] = (), where: Expr | None = None
+        self,
+        run_id: int,
+        *,
+        metrics: Sequence[str] = (),
+        where: Expr | None = None,
+        times: bool = False,
     ) -> list[dict[str, Any]]:
-        """The run's complete trials as rows: trial, digest, costs and the requested metrics.
+        """The run's complete trials as rows: trial, digest, costs and the requested metrics
+        (with ``times``, also ``finished_at``, a naive UTC datetime).
 
         ``where`` is compiled into SQL over the cost columns and the metrics.
 
@@ -742,6 +748,9 @@ class RunsStore(ArchitecturesStore):
             .join(A, T.architecture_id == A.id)
             .where(T.run_id == run_id, T.state == "complete")
         )
+        if times:
+            q = q.add_columns(T.finished_at)
+        first = 6 if times else 5
         for i, m in enumerate(dict.fromkeys(wanted)):
             sc = aliased(ScoreModel, name=f"s{i}")
             q = q.outerjoin(sc, and_(sc.trial_id == T.id, sc.metric == m))
@@ -759,8 +768,10 @@ class RunsStore(ArchitecturesStore):
                     "macs": row[3],
                     "activations": row[4],
                 }
+                if times:
+                    rec["finished_at"] = row[5]  # type: ignore[misc]
                 for i, m in enumerate(dict.fromkeys(wanted)):
-                    rec[m] = _from_db(row[5 + i])  # type: ignore[arg-type]
+                    rec[m] = _from_db(row[first + i])  # type: ignore[arg-type]
                 out.append(rec)
         return out
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import archsearch
-from archsearch.export import _atomic, load_source
+from archsearch.export import load_source
+from archsearch.files import atomic_path
 from archsearch.spaces import load_space
 from archsearch.weights import save_module
 from tests.cli.test_cli import invoke
@@ -165,7 +166,7 @@ def test_bad_references_are_one_line_with_exit_2(tmp_path: Path, sqlite_url: str
 def test_a_failed_write_keeps_the_earlier_file(tmp_path: Path) -> None:
     target = tmp_path / "net.onnx"
     target.write_text("earlier")
-    with pytest.raises(RuntimeError), _atomic(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
         tmp.write_text("half")
         raise RuntimeError("export failed")
     assert target.read_text() == "earlier"

@@ -157,11 +157,22 @@ def delete_run(
 
 @handle_errors
 def pareto(
-    run: Annotated[int, typer.Option("--run", help="Run id (see `archsearch runs`).")],
+    run: Annotated[
+        int | None, typer.Option("--run", help="Run id (see `archsearch runs`).")
+    ] = None,
+    runs: Annotated[
+        str | None,
+        typer.Option(help="Several runs, e.g. 1,3,5: one front over all their trials."),
+    ] = None,
+    sweep: Annotated[str | None, typer.Option(help="Every run of this sweep.")] = None,
+    space: Annotated[
+        str | None, typer.Option(help="Every run of this space (e.g. hybrid).")
+    ] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Every run in the database.")] = False,
     objectives: Annotated[
         str | None,
         typer.Option(
-            help="e.g. macs:min,entropy:max. (default: macs:min and the run's objectives)"
+            help="e.g. macs:min,entropy:max. (default: macs:min and the (newest) run's objectives)"
         ),
     ] = None,
     where: Annotated[
@@ -186,32 +197,43 @@ def pareto(
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """The run's Pareto front: trials no other trial beats on every objective.
+    """The Pareto front: trials no other trial beats on every objective.
 
-    GFLOPs count one multiply-accumulate as one FLOP. With --with-zoo the seed networks
-    (`archsearch zoo list`) appear beside the front, named in the zoo column.
+    Of one run (--run), or of several (--runs, --sweep, --space, --all): their architectures
+    deduplicated by digest, each metric taken from the newest run that measured it, the run
+    named in each row. GFLOPs count one multiply-accumulate as one FLOP. With --with-zoo the
+    seed networks (`archsearch zoo list`) appear beside the front, named in the zoo column.
     """
     from archsearch.db import Store
 
     store = Store(db)
-    info = store.get_run(run)
-    objs = run_objectives(store, run, objectives)
-    expr = run_filter(info.config, where, walk=walk)
-    metrics = store.metrics(run)
-    front = store.pareto(run, objs, where=expr, extra=metrics)
+    ids = select_runs(store, run=run, runs=runs, sweep=sweep, space=space, all_runs=all_runs)
+    newest = store.get_run(max(ids))
+    objs = run_objectives(store, ids, objectives)
+    names = list(dict(objs))
+    if run is not None:
+        expr = run_filter(newest.config, where, walk=walk)
+        metrics = store.metrics(run)
+        front = store.pareto(run, objs, where=expr, extra=metrics)
+        lead = ["trial"]
+        what = f"run {run}"
+    else:
+        front, metrics, expr, n = _front_across(store, ids, objs, where, walk=walk)
+        lead = ["run", "trial"]
+        what = f"{len(ids)} runs ({_ids(ids)}), {n:,} architectures"
     if limit is not None:
         front = front[:limit]
-    names = list(dict(objs))
     columns = [
-        "trial",
+        *lead,
         *names,
         *[c for c in ("params", "macs") if c not in names],
         *[m for m in metrics if m not in names],
+        *(["runs"] if run is None else []),
         "digest",
     ]
     if with_zoo:
-        front = with_zoo_points(info.config, front, objs, expr)
-        columns.insert(1, "zoo")
+        front = with_zoo_points(newest.config, front, objs, expr)
+        columns.insert(len(lead), "zoo")
     if fmt is Format.table:
         for row in front:
             row["digest"] = row["digest"][:12]
@@ -219,10 +241,91 @@ def pareto(
         front,
         columns,
         fmt,
-        title=f"run {run}: Pareto front over {', '.join(f'{n}:{d}' for n, d in objs)}"
+        title=f"{what}: Pareto front over {', '.join(f'{n}:{d}' for n, d in objs)}"
         + (f" where {where}" if where else ""),
         caption=flop_caption(),
     )
+
+
+def _ids(ids: Sequence[int]) -> str:
+    return ", ".join(map(str, ids)) if len(ids) <= 8 else f"{ids[0]}..{ids[-1]}"
+
+
+def select_runs(
+    store: Store,
+    *,
+    run: int | None,
+    runs: str | None,
+    sweep: str | None,
+    space: str | None,
+    all_runs: bool,
+) -> list[int]:
+    """The run ids one of --run, --runs, --sweep, --space or --all names (each checked)."""
+    options = {"--run": run, "--runs": runs, "--sweep": sweep, "--space": space}
+    given = [f for f, v in options.items() if v is not None] + (["--all"] if all_runs else [])
+    if len(given) != 1:
+        raise UserError(
+            f"pareto: {'choose' if not given else 'give only one of'} the runs with "
+            f"{' or '.join(given) if given else 'one of --run, --runs, --sweep, --space, --all'}"
+        )
+    if run is not None:
+        store.get_run(run)
+        return [run]
+    if runs is not None:
+        try:
+            ids = sorted({int(p) for p in runs.split(",") if p.strip()})
+        except ValueError:
+            ids = []
+        if not ids:
+            raise UserError(f"--runs={runs}: give run ids separated by commas, e.g. 1,3,5")
+        missing = sorted(set(ids) - {r.id for r in store.list_runs()})
+        if missing:
+            raise UserError(
+                f"--runs={runs}: there is no run {', '.join(map(str, missing))}; "
+                "`archsearch runs` lists the runs"
+            )
+        return ids
+    everything = store.list_runs()
+    if sweep is not None:
+        chosen = [r.id for r in store.sweep_runs(sweep)]
+        if not chosen:
+            raise UserError(f"--sweep={sweep}: no run belongs to it; `archsearch runs` lists them")
+        return sorted(chosen)
+    if space is not None:
+        chosen = [r.id for r in everything if r.config.space == space]
+        if not chosen:
+            spaces = sorted({r.config.space for r in everything}) or ["(none)"]
+            raise UserError(
+                f"--space={space}: no run searched it; the runs searched: {', '.join(spaces)}"
+            )
+        return sorted(chosen)
+    if not everything:
+        raise UserError("--all: the database holds no runs yet")
+    return sorted(r.id for r in everything)
+
+
+def _front_across(
+    store: Store,
+    ids: Sequence[int],
+    objectives: Sequence[tuple[str, str]],
+    where: str | None,
+    *,
+    walk: bool,
+) -> tuple[list[dict[str, Any]], list[str], Expr | None, int]:
+    """The front over several runs' trials, their metrics, the parsed ``where`` and the
+    number of architectures the runs hold (after the filters)."""
+    from archsearch.db.architectures import COST_NAMES
+    from archsearch.pareto import front_rows
+
+    metrics = sorted(set().union(*(store.metrics(i) for i in ids)))
+    expr = parse_expr(where) if where else None
+    if expr is not None:
+        expr.check_names([*COST_NAMES, *metrics], "--where")
+    filters = {i: run_filter(store.get_run(i).config, None, walk=walk) for i in ids}
+    rows = store.results_across(ids, metrics=metrics, filters=filters)
+    if expr is not None:
+        rows = [r for r in rows if expr.evaluate(r)]
+    return front_rows(rows, objectives), metrics, expr, len(rows)
 
 
 @handle_errors
@@ -268,15 +371,18 @@ def emit_document(doc: dict[str, Any], fmt: DocFormat) -> None:
         typer.echo(text, nl=False)
 
 
-def run_objectives(store: Store, run: int, objectives: str | None) -> list[tuple[str, str]]:
-    """``--objectives`` parsed against the run's metrics, or by default macs:min and the run's
-    own objectives."""
+def run_objectives(
+    store: Store, runs: int | Sequence[int], objectives: str | None
+) -> list[tuple[str, str]]:
+    """``--objectives`` parsed against the runs' metrics, or by default macs:min and the
+    (newest) run's own objectives."""
     from archsearch.evaluators import Metric, guess_direction, known_metrics
     from archsearch.search import parse_objectives
 
-    info = store.get_run(run)
-    # metrics stored by the run (a table's columns) are objectives too
-    stored = {m: Metric(m, guess_direction(m)) for m in store.metrics(run)}
+    ids = [runs] if isinstance(runs, int) else list(runs)
+    info = store.get_run(max(ids))
+    # metrics stored by the runs (a table's columns) are objectives too
+    stored = {m: Metric(m, guess_direction(m)) for i in ids for m in store.metrics(i)}
     known = {**stored, **known_metrics()}
     text = objectives or info.config.objectives
     objs: list[tuple[str, str]] = [

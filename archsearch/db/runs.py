@@ -5,6 +5,7 @@ numbering per run with a row lock; a process that was taken over cannot write (s
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -773,6 +774,56 @@ class RunsStore(ArchitecturesStore):
                 for i, m in enumerate(dict.fromkeys(wanted)):
                     rec[m] = _from_db(row[first + i])  # type: ignore[arg-type]
                 out.append(rec)
+        return out
+
+    def results_across(
+        self,
+        run_ids: Sequence[int],
+        *,
+        metrics: Sequence[str] = (),
+        filters: Mapping[int, Expr | None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The complete trials of several runs, one row per architecture (deduplicated by
+        digest): its costs and each of ``metrics`` from the newest of the runs that measured
+        it (NaN where none did). ``run`` is the newest run the row's values come from, with its
+        ``trial`` number; ``runs`` names every run that holds the architecture.
+
+        ``filters`` maps a run to a filter applied (in SQL) to that run's trials alone.
+
+        Raises:
+            UserError: a run that does not exist, or a metric that none of the runs has.
+        """
+        ids = sorted(set(run_ids))
+        stored = {r: set(self.metrics(r)) for r in ids}  # raises for a missing run
+        known = set(COST_NAMES).union(*stored.values())
+        for m in metrics:
+            if m not in known:
+                raise UserError(
+                    f"metric {m!r} is not stored for runs {', '.join(map(str, ids))}; choose "
+                    f"from {', '.join(sorted(known))}"
+                )
+        merged: dict[str, dict[str, Any]] = {}
+        for run_id in ids:  # oldest first: a newer run's values replace an older one's
+            want = [m for m in dict.fromkeys(metrics) if m in stored[run_id]]
+            where = (filters or {}).get(run_id)
+            for row in self.results(run_id, metrics=want, where=where):
+                rec = merged.setdefault(
+                    row["digest"],
+                    {k: row[k] for k in ("digest", *COST_NAMES)} | {"runs": []},
+                )
+                rec["runs"].append(run_id)
+                for m in want:
+                    if not math.isnan(row[m]):
+                        rec[m] = row[m]
+                        rec["run"], rec["trial"] = run_id, row["trial"]
+                if "run" not in rec:
+                    rec["run"], rec["trial"] = run_id, row["trial"]
+        out = []
+        for rec in merged.values():
+            for m in metrics:
+                rec.setdefault(m, math.nan)
+            rec["runs"] = ",".join(map(str, rec["runs"]))
+            out.append(rec)
         return out
 
     def pareto(

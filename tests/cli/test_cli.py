@@ -487,3 +487,50 @@ def test_help_imports_no_heavy_dependency() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_pareto_across_runs_names_the_run_per_row(sqlite_url: str) -> None:
+    from archsearch import zoo
+
+    for refs in (["zoo:resnet50", "zoo:deit_ti"], ["zoo:resnet50", "zoo:convnext_t"]):
+        code, _, err = invoke("evaluate", *refs, "--score", "entropy", db=sqlite_url)
+        assert code == 0, err
+    objectives = ["--objectives", "params:min,entropy:max", "-f", "json"]
+    fronts = []
+    for flag in (["--runs", "1,2"], ["--all"], ["--space", "-"]):
+        code, out, err = invoke("pareto", *flag, *objectives, db=sqlite_url)
+        assert code == 0, err
+        fronts.append(json.loads(out))
+    assert fronts[0] == fronts[1] == fronts[2]
+    # convnext_t (more parameters than resnet50, less entropy) is dominated; resnet50, in
+    # both runs, is one row taken from the newer run
+    assert [(r["digest"], r["run"], r["runs"]) for r in fronts[0]] == [
+        (zoo.get("deit_ti").digest, 1, "1"),
+        (zoo.get("resnet50").digest, 2, "1,2"),
+    ]
+    code, out, err = invoke(
+        "pareto", "--runs", "1,2", "-f", "csv", "--where", "params < 10M", db=sqlite_url
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("run,trial,") and len(lines) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "pareto: choose the runs with one of --run, --runs, --sweep, --space, --all"),
+        (["--run", "1", "--all"], "pareto: give only one of the runs with --run or --all"),
+        (["--runs", "1,x"], "--runs=1,x: give run ids separated by commas"),
+        (["--runs", "1,9"], "--runs=1,9: there is no run 9"),
+        (["--space", "nope"], "--space=nope: no run searched it; the runs searched: -"),
+        (["--sweep", "s"], "--sweep=s: no run belongs to it"),
+        (["--all", "--where", "bogus > 1"], "--where: unknown metric 'bogus'"),
+    ],
+)
+def test_pareto_run_selection_errors(sqlite_url: str, args: list[str], message: str) -> None:
+    code, _, err = invoke("evaluate", "zoo:deit_ti", "--score", "entropy", db=sqlite_url)
+    assert code == 0, err
+    code, _, err = invoke("pareto", *args, db=sqlite_url)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1, err

@@ -240,3 +240,42 @@ def test_supernet_rows_keep_pointer_config_and_curve(db_url: str) -> None:
     assert [r["id"] for r in store.list_supernets()] == [sid]
     with pytest.raises(StoreError, match=f"no supernet with id 99 .*stored: {sid}"):
         store.get_supernet(99)
+
+
+def test_results_across_runs_deduplicate_by_digest_newest_value_wins(
+    db_url: str, hybrid: Space
+) -> None:
+    store = Store(db_url)
+    archs = [hybrid.sample(seed=s) for s in range(4)]
+    a = store.create_run(config(hybrid))
+    b = store.create_run(config(hybrid, objectives=["zen:max"]))
+    store.add_trials(
+        a, [TrialRecord(x, count(x), {"entropy": float(i)}) for i, x in enumerate(archs[:3])]
+    )
+    store.add_trials(
+        b,
+        [
+            TrialRecord(archs[2], count(archs[2]), {"entropy": 20.0, "zen": 5.0}),
+            TrialRecord(archs[3], count(archs[3]), {"entropy": math.nan, "zen": 7.0}),
+        ],
+    )
+    rows = {r["digest"]: r for r in store.results_across([b, a], metrics=["entropy", "zen"])}
+    assert len(rows) == 4
+    shared = rows[archs[2].digest]
+    assert (shared["entropy"], shared["zen"], shared["run"], shared["runs"]) == (
+        20.0,
+        5.0,
+        b,
+        f"{a},{b}",
+    )
+    only_a = rows[archs[0].digest]
+    assert only_a["entropy"] == 0.0 and math.isnan(only_a["zen"]) and only_a["run"] == a
+    nan_in_b = rows[archs[3].digest]
+    assert math.isnan(nan_in_b["entropy"]) and nan_in_b["zen"] == 7.0
+    # a filter per run, in SQL
+    rows = store.results_across(
+        [a, b], metrics=["entropy"], filters={a: parse_expr("entropy >= 1")}
+    )
+    assert {r["digest"] for r in rows} == {x.digest for x in archs[1:]}
+    with pytest.raises(UserError, match="metric 'nope' is not stored for runs"):
+        store.results_across([a, b], metrics=["nope"])

@@ -197,36 +197,47 @@ def _torch_nn_name(fn: Callable[..., Any]) -> str | None:
     return f"nn.{name}" if getattr(nn, name, None) is fn else None
 
 
-def _arguments(call: LayerCall) -> list[str]:
-    """The call's arguments, by keyword where the constructor's signature names them."""
+def _arguments(call: LayerCall) -> list[tuple[str | None, Any]]:
+    """The call's arguments as ``(keyword or None, value)``, by keyword where the
+    constructor's signature names them."""
     try:
         bound = inspect.signature(call.fn).bind(*call.args, **call.kwargs)
     except (TypeError, ValueError):
-        return [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs.items()]
-    out = []
+        return [(None, a) for a in call.args] + list(call.kwargs.items())
+    out: list[tuple[str | None, Any]] = []
     for name, value in bound.arguments.items():
         kind = bound.signature.parameters[name].kind
         if kind is inspect.Parameter.VAR_POSITIONAL:
-            out += [repr(v) for v in value]
+            out += [(None, v) for v in value]
         elif kind is inspect.Parameter.VAR_KEYWORD:
-            out += [f"{k}={v!r}" for k, v in value.items()]
-        elif kind is inspect.Parameter.POSITIONAL_ONLY:
-            out.append(repr(value))
+            out += list(value.items())
         else:
-            out.append(f"{name}={value!r}")
+            out.append((None if kind is inspect.Parameter.POSITIONAL_ONLY else name, value))
     return out
+
+
+def _argument(key: str | None, value: Any, pad: str) -> list[str]:
+    """One argument on one line, or a long list or tuple one element a line."""
+    head = f"{key}=" if key else ""
+    one = f"{pad}{head}{value!r},"
+    if len(one) <= 99 or not isinstance(value, list | tuple) or not value:
+        return [one]
+    open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
+    return [f"{pad}{head}{open_}", *(f"{pad}    {v!r}," for v in value), f"{pad}{close},"]
 
 
 def _call(prefix: str, name: str, call: LayerCall, indent: int, suffix: str = "") -> list[str]:
     """``{prefix}name(args){suffix}`` on one line if it fits in 99 columns, else one argument
     a line; a ``  # comment`` in ``suffix`` is kept where it fits."""
-    parts = _arguments(call)
+    args = _arguments(call)
+    parts = [f"{k}={v!r}" if k else repr(v) for k, v in args]
     pad = " " * indent
     end, _, comment = suffix.partition("  # ")
     one = f"{pad}{prefix}{name}({', '.join(parts)}){end}"
     if len(one) <= 99:
         return [one + (f"  # {comment}" if comment and len(one) + len(comment) <= 95 else "")]
-    return [f"{pad}{prefix}{name}(", *(f"{pad}    {p}," for p in parts), f"{pad}){end}"]
+    inner = [line for k, v in args for line in _argument(k, v, pad + "    ")]
+    return [f"{pad}{prefix}{name}(", *inner, f"{pad}){end}"]
 
 
 def layer_calls(arch: Architecture) -> list[LayerCall]:
@@ -288,9 +299,8 @@ def to_source(arch: Architecture, *, features_only: bool = False) -> str:
         n = stage.depth + (stage.downsample is not None)
         types = "/".join(sorted({b.type for b in stage.blocks}))
         out = _fmt(placed[k + n - 1][0].out_shape)
-        body.append(
-            f"                nn.Sequential(  # stage {i + 1}: {stage.depth} x {types} -> {out}"
-        )
+        line = f"                nn.Sequential(  # stage {i + 1}: {stage.depth} x {types} -> {out}"
+        body.append(line if len(line) <= 99 else line[:96] + "...")
         for layer, call, name in placed[k : k + n]:
             body += _call("", name, call, 20, f",  # {layer.path}")
         body.append("                ),")
@@ -299,7 +309,10 @@ def to_source(arch: Architecture, *, features_only: bool = False) -> str:
     _, head_call, head_name = placed[k]
     body += _call("self.head = ", head_name, head_call, 8)
 
-    header = f'''"""{arch.summary()}
+    import textwrap
+
+    summary = textwrap.fill(arch.summary(), 96, break_on_hyphens=False)
+    header = f'''"""{summary}
 
 Exported by archsearch {__version__}: architecture
 {arch.digest}.

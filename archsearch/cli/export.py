@@ -88,6 +88,11 @@ def export(
         )
     arch = None if from_file else resolve_arch(ref, db)
     trained = from_file or supernet is not None or weights is not None
+    if kind in ("py", "yaml", "json") and (supernet is not None or weights is not None):
+        raise UserError(
+            f"--format {kind} writes no weights; add --format safetensors for them (the "
+            "exported source loads that file), or drop --supernet/--weights"
+        )
     if kind == "safetensors" and not trained:
         raise UserError(
             "--format safetensors writes trained weights: pass --supernet ID (a member's "
@@ -95,7 +100,7 @@ def export(
         )
 
     net: nn.Module | None = None
-    source = "random initial weights"
+    source = ""
     if kind in ("torchscript", "onnx", "safetensors") or from_file:
         arch, net, source = _network(ref, arch, supernet, weights, seed, db)
     assert arch is not None

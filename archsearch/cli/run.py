@@ -267,6 +267,11 @@ def _importance(option: str, db: str | None) -> str:
         return option
     from archsearch.supernet.training import importance
 
+    if not value.strip():
+        raise UserError(
+            "-O importance=: give a supernet checkpoint trained with --alphas (its file or "
+            "its id, see `archsearch supernet list`)"
+        )
     path = resolve_checkpoint(value.strip(), db, flag="-O importance")
     return "importance=" + json.dumps(importance(path))
 

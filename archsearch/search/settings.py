@@ -183,6 +183,11 @@ def parse_options(items: list[str], *, what: str = "option") -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"{what}: {item[:60]!r} must look like name=value, e.g. population=64")
+        if not value.strip():
+            raise UserError(
+                f"{what}: {item[:60]!r} has no value; write {key.strip()[:40]}=<value> or leave "
+                "the option out for its default"
+            )
         try:
             out[key.strip()] = yaml.safe_load(value)
         except (yaml.YAMLError, RecursionError) as e:

@@ -264,7 +264,7 @@ class PathSearch(Strategy):
         """This step's moves left out by ``lazy``, evaluated only if the others do not help."""
         self.objective_name = objective
         self.cost_name = cost
-        crit = criterion or self.default_criterion
+        crit = self.default_criterion if criterion is None else criterion
         if crit not in ("per_cost", "score"):
             raise UserError(f"option criterion: {crit!r} must be per_cost or score")
         self.criterion: Criterion = crit  # type: ignore[assignment]

@@ -239,6 +239,10 @@ def test_options_of_the_wrong_type(sqlite_url: str) -> None:
         ("-O", "population=[1, 2]", "option population=[1, 2] must be an integer"),
         ("-O", "mutation_prob=.nan", "must be a finite number"),
         ("-S", "seed=99999999999999999999", "must be an integer"),
+        ("-O", "criterion=", "'criterion=' has no value; write criterion=<value> or leave"),
+        ("-D", "threads= ", "'threads= ' has no value"),
+        ("-S", "seed=", "'seed=' has no value"),
+        ("-O", "importance=", "-O importance=: give a supernet checkpoint trained with"),
     ):
         code, _, err = invoke(
             "run", "--space", str(TINY), "--trials", "2", "--latency", "900ms", flag, option,

@@ -9,6 +9,7 @@ import typer
 
 from archsearch.cli.common import DbOption, resolve_arch
 from archsearch.errors import UserError
+from archsearch.limits import MAX_INT
 
 if TYPE_CHECKING:
     from torch import nn
@@ -57,7 +58,9 @@ def export(
     opset: Annotated[
         int | None, typer.Option(help="ONNX opset (14-20). [default: 17]", show_default=False)
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the initial weights, when none given.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Seed of the initial weights, when none given.")
+    ] = 0,
     db: DbOption = None,
 ) -> None:
     """Write a network out of archsearch, checked before it is written.

@@ -116,7 +116,10 @@ def history(
     plots.check_suffix(out)
     store = Store(db)
     info = store.get_run(run)
-    (name, direction), *_ = run_objectives(store, run, metric or ",".join(info.config.objectives))
+    if metric is not None and not metric.strip():
+        raise UserError("--metric= is empty; give a score, e.g. naswot:max, or leave it out")
+    objectives = metric or ",".join(info.config.objectives)
+    (name, direction), *_ = run_objectives(store, run, objectives)
     rows = store.results(run, metrics=[name], times=True)
     stamps = [r["finished_at"] for r in rows if r.get("finished_at") is not None]
     start = min(stamps, default=None)

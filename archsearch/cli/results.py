@@ -379,6 +379,11 @@ def run_objectives(
     from archsearch.evaluators import Metric, guess_direction, known_metrics
     from archsearch.search import parse_objectives
 
+    if objectives is not None and not objectives.strip():
+        raise UserError(
+            "--objectives= is empty; give metric:direction pairs, e.g. macs:min,naswot:max, "
+            "or leave it out for the run's own"
+        )
     ids = [runs] if isinstance(runs, int) else list(runs)
     info = store.get_run(max(ids))
     # metrics stored by the runs (a table's columns) are objectives too

@@ -137,6 +137,7 @@ def test_torchscript_loads_with_torch_alone(tmp_path: Path) -> None:
         (["--format", "yaml", "--features-only"], "--features-only changes the network's output"),
         (["--supernet", "1", "--weights", "w.safetensors"], "--supernet and --weights both"),
         (["--supernet", "1"], "--format py writes no weights; add --format safetensors"),
+        (["-f", "onnx", "--seed", "99999999999999999999"], "Invalid value for '--seed'"),
     ],
 )
 def test_bad_options_are_one_line_with_exit_2(

@@ -82,6 +82,8 @@ def test_latency_plots_stored_measurements(sqlite_url: str, tmp_path: Path) -> N
         (["compare", "--run", "1"], "compare needs two runs or more"),
         (["latency", "--device", "onnxruntime"], "--device=onnxruntime: no whole-network"),
         (["history", "--run", "1", "--metric", "nope:max"], "nope"),
+        (["history", "--run", "1", "--metric", ""], "--metric= is empty"),
+        (["pareto", "--run", "1", "--objectives", " "], "--objectives= is empty"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_2(

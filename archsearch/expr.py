@@ -14,10 +14,14 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archsearch.errors import UserError
 from archsearch.limits import MAX_EXPR_CHARS, MAX_EXPR_TERMS
+
+if TYPE_CHECKING:  # numpy is imported where arrays are evaluated (the CLI starts without it)
+    import numpy as np
+    from numpy.typing import NDArray
 
 _SUFFIX = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*([kKMGT])\b")
 _SCALE = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
@@ -84,6 +88,16 @@ class Expr:
     def evaluate(self, values: Mapping[str, float]) -> bool:
         """The expression's truth on ``values``; a comparison with NaN is false."""
         return bool(_eval(self.tree, values))
+
+    def evaluate_columns(
+        self, columns: Mapping[str, NDArray[np.float64]], n: int
+    ) -> NDArray[np.bool_]:
+        """The rows (of ``n``) where the expression holds, over arrays of length ``n``, with
+        the logic of the database's filter (:meth:`to_sql`): a comparison with NaN (NULL) is
+        unknown, so is ``not`` of an unknown; ``and``/``or`` follow three-valued logic; a row
+        is kept when the whole is true."""
+        true, _ = _eval_columns(self.tree, columns, n)
+        return true
 
     def to_sql(self, columns: Mapping[str, Any]) -> Any:
         """A SQLAlchemy boolean expression, each name replaced by ``columns[name]``."""
@@ -221,6 +235,45 @@ def _eval(node: ast.expr, values: Mapping[str, float]) -> Any:
         return float(values[node.id])
     assert isinstance(node, ast.Constant)
     return node.value
+
+
+def _value_columns(node: ast.expr, columns: Mapping[str, NDArray[np.float64]]) -> Any:
+    import numpy as np
+
+    if isinstance(node, ast.Name):
+        return np.asarray(columns[node.id], dtype=np.float64)
+    value = _number(node)
+    assert value is not None  # _validate allows minus on numbers only
+    return value
+
+
+def _eval_columns(
+    node: ast.expr, columns: Mapping[str, NDArray[np.float64]], n: int
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """(definitely true, definitely false) of each row; neither is SQL's unknown."""
+    import numpy as np
+
+    if isinstance(node, ast.BoolOp):
+        parts = [_eval_columns(v, columns, n) for v in node.values]
+        trues, falses = [p[0] for p in parts], [p[1] for p in parts]
+        if isinstance(node.op, ast.And):
+            return np.logical_and.reduce(trues), np.logical_or.reduce(falses)
+        return np.logical_or.reduce(trues), np.logical_and.reduce(falses)
+    if isinstance(node, ast.UnaryOp):  # ``not``: the only unary operator on a condition
+        true, false = _eval_columns(node.operand, columns, n)
+        return false, true
+    assert isinstance(node, ast.Compare)
+    true, false = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+    left = _value_columns(node.left, columns)
+    for op, comp in zip(node.ops, node.comparators, strict=True):
+        right = _value_columns(comp, columns)
+        known = ~(np.isnan(left) | np.isnan(right))
+        with np.errstate(invalid="ignore"):
+            holds = np.broadcast_to(_CMP[type(op)](left, right), (n,))
+        true &= holds & known
+        false |= ~holds & known
+        left = right
+    return true, false
 
 
 def _sql(node: ast.expr, columns: Mapping[str, Any]) -> Any:

@@ -62,3 +62,6 @@ MAX_EXPR_CHARS = 10_000
 """Characters of a ``--where`` or ``--constraint`` expression."""
 MAX_EXPR_TERMS = 200
 """Comparisons in one expression (SQLite's parser refuses expressions nested 1000 deep)."""
+MAX_FRONT_COMPARISONS = 20_000_000_000
+"""Point comparisons a Pareto front over three or more objectives may take (about 20 s here):
+a front of a million trials over objectives that never agree would otherwise take hours."""

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from archsearch.errors import UserError
+from archsearch.limits import MAX_FRONT_COMPARISONS
+
 
 def to_minimisation(values: ArrayLike, directions: Sequence[str]) -> NDArray[np.float64]:
     """Negates the columns whose direction is ``"max"``; non-finite values become +inf."""
@@ -78,28 +81,105 @@ def crowding_distance(values: ArrayLike) -> NDArray[np.float64]:
 
 
 def pareto_front_mask(values: ArrayLike) -> NDArray[np.bool_]:
-    """True for the rows no other row dominates (non-finite rows are never on the front).
+    """True for the rows no other row dominates (non-finite rows are never on the front;
+    identical rows do not dominate each other, so every copy of a front point is kept).
 
-    Sweeps the rows in lexicographic order, comparing each with the front found so far:
-    O(n * front * m), fit for hundreds of thousands of trials.
+    One or two objectives: sorted by the first, a row is on the front when it is the best of
+    its ties and beats every row before them on the second, O(n log n) (a million rows in a
+    fraction of a second). Three or more: a block-nested-loop skyline over the rows sorted by
+    their normalised sum (a dominating row sorts first), each block compared with the front
+    found so far, strongest points first, O(n * front * m).
+
+    Raises:
+        UserError: three or more objectives whose front is so large that the comparisons
+            would exceed :data:`archsearch.limits.MAX_FRONT_COMPARISONS`.
     """
     v = np.asarray(values, dtype=np.float64)
     mask = np.zeros(len(v), dtype=bool)
     finite = np.flatnonzero(_finite_rows(v))
     if finite.size == 0:
         return mask
-    order = finite[np.lexsort(v[finite].T[::-1])]
-    front: list[int] = []
-    front_vals = np.empty((0, v.shape[1]))
-    for i in order:
-        x = v[i]
-        # A row sorted later cannot dominate an earlier one, so only check the front.
-        if front and np.any(np.all(front_vals <= x, axis=1) & np.any(front_vals < x, axis=1)):
-            continue
-        front.append(int(i))
-        front_vals = np.vstack([front_vals, x])
-    mask[front] = True
+    f = v[finite]
+    if f.shape[1] == 1:
+        mask[finite] = f[:, 0] == f[:, 0].min()
+    elif f.shape[1] == 2:
+        mask[finite] = _front_2d(f[:, 0], f[:, 1])
+    else:
+        mask[finite] = _skyline(f)
     return mask
+
+
+def _front_2d(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.bool_]:
+    order = np.argsort(a)
+    a, b = a[order], b[order]
+    new = np.concatenate(([True], a[1:] != a[:-1]))
+    starts = np.flatnonzero(new)
+    group = np.cumsum(new) - 1
+    best_in_group = np.minimum.reduceat(b, starts)
+    best_before = np.minimum.accumulate(np.concatenate(([np.inf], best_in_group[:-1])))
+    keep = np.zeros(len(a), dtype=bool)
+    keep[order] = (b == best_in_group[group]) & (b < best_before[group])
+    return keep
+
+
+_BLOCK = 256
+"""Rows compared at once by :func:`_skyline`."""
+
+
+def _beaten(against: NDArray[np.float64], rows: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """For each of ``rows``: does a row of ``against`` dominate it?"""
+    le = np.ones((len(rows), len(against)), dtype=bool)
+    lt = np.zeros_like(le)
+    for k in range(rows.shape[1]):
+        x, y = against[None, :, k], rows[:, k, None]
+        le &= x <= y
+        lt |= x < y
+    return np.asarray((le & lt).any(axis=1), dtype=np.bool_)
+
+
+def _skyline(p: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """The non-dominated rows of ``p`` (finite, three or more columns)."""
+    n, m = p.shape
+    span = np.ptp(p, axis=0)
+    # A row that dominates another has a smaller normalised sum (up to rounding, which the
+    # final pass covers), and a row with a small sum dominates much: sweep by the sum and
+    # compare with the strongest front points first.
+    strength = ((p - p.min(axis=0)) / np.where(span > 0, span, 1.0)).sum(axis=1)
+    order = np.argsort(strength, kind="stable")
+    front = np.empty(0, dtype=np.int64)
+    work = 0
+    for start in range(0, n, _BLOCK):
+        idx = order[start : start + _BLOCK]
+        for lo in range(0, len(front), 16 * _BLOCK):
+            if idx.size == 0:
+                break
+            against = p[front[lo : lo + 16 * _BLOCK]]
+            work += idx.size * len(against)
+            idx = idx[~_beaten(against, p[idx])]
+        if idx.size > 1:
+            work += idx.size * idx.size
+            idx = idx[~_beaten(p[idx], p[idx])]
+        if work > MAX_FRONT_COMPARISONS:
+            raise UserError(
+                f"pareto: the front over {m} objectives holds {len(front) + idx.size:,} or "
+                f"more of {n:,} points, too many to compute here; use fewer objectives or "
+                "narrow the trials with --where"
+            )
+        front = np.concatenate((front, idx))  # stays sorted by strength
+    if len(front) ** 2 + work > MAX_FRONT_COMPARISONS:
+        raise UserError(
+            f"pareto: the front over {m} objectives holds {len(front):,} of {n:,} points, too "
+            "many to compute here; use fewer objectives or narrow the trials with --where"
+        )
+    if len(front) > 1:  # rows whose sums tied by rounding: a later one may beat an earlier
+        keep_front = np.ones(len(front), dtype=bool)
+        for lo in range(0, len(front), _BLOCK):
+            part = front[lo : lo + _BLOCK]
+            keep_front[lo : lo + _BLOCK] = ~_beaten(p[front], p[part])
+        front = front[keep_front]
+    keep = np.zeros(n, dtype=bool)
+    keep[front] = True
+    return keep
 
 
 def hypervolume(points: ArrayLike, reference: ArrayLike) -> float:

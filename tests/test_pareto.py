@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -89,3 +89,45 @@ def test_hypervolume_matches_monte_carlo() -> None:
     for p in points:
         dominated |= np.all(samples >= p, axis=1)
     assert hypervolume(points, np.ones(3)) == pytest.approx(dominated.mean(), abs=0.005)
+
+
+wide = st.tuples(st.integers(1, 1500), st.integers(1, 4), st.integers(2, 50)).flatmap(
+    lambda s: arrays(np.float64, s[:2], elements=st.integers(0, s[2]).map(float))
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(v=wide, holes=st.lists(st.integers(0, 1499), max_size=5))
+def test_front_mask_matches_brute_force_across_blocks(v: np.ndarray, holes: list[int]) -> None:
+    # beyond one block of the skyline (256 rows), with ties, copies and non-finite rows
+    for i in holes:
+        if i < len(v):
+            v[i, i % v.shape[1]] = [np.nan, np.inf, -np.inf][i % 3]
+    finite = np.all(np.isfinite(v), axis=1)
+    expected = np.zeros(len(v), dtype=bool)
+    expected[finite] = non_dominated_ranks(v[finite]) == 0
+    assert pareto_front_mask(v).tolist() == expected.tolist()
+
+
+def test_front_of_a_million_rows_in_two_objectives_keeps_copies() -> None:
+    rng = np.random.default_rng(0)
+    v = rng.integers(0, 1000, size=(1_000_000, 2)).astype(float)
+    v[-1] = v[np.argmin(v[:, 0] + v[:, 1])]  # a copy of a front point
+    mask = pareto_front_mask(v)
+    front = v[mask]
+    assert mask[-1]
+    # no front point dominates another, and every other row is dominated by a front point
+    assert not any(dominates(a, b) for a in front for b in front)
+    rest = v[~mask][:2000]
+    assert all(any(dominates(f, r) for f in front) for r in rest)
+
+
+def test_a_front_too_large_to_compute_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from archsearch import pareto
+    from archsearch.errors import UserError
+
+    monkeypatch.setattr(pareto, "MAX_FRONT_COMPARISONS", 10**6)
+    x = np.arange(5000.0)
+    # objectives that never agree: every row is on the front
+    with pytest.raises(UserError, match="front over 3 objectives .* too many .*--where"):
+        pareto_front_mask(np.column_stack([x, -x, x % 7]))

@@ -314,18 +314,11 @@ def _front_across(
 ) -> tuple[list[dict[str, Any]], list[str], Expr | None, int]:
     """The front over several runs' trials, their metrics, the parsed ``where`` and the
     number of architectures the runs hold (after the filters)."""
-    from archsearch.db.architectures import COST_NAMES
-    from archsearch.pareto import front_rows
-
     metrics = sorted(set().union(*(store.metrics(i) for i in ids)))
     expr = parse_expr(where) if where else None
-    if expr is not None:
-        expr.check_names([*COST_NAMES, *metrics], "--where")
     filters = {i: run_filter(store.get_run(i).config, None, walk=walk) for i in ids}
-    rows = store.results_across(ids, metrics=metrics, filters=filters)
-    if expr is not None:
-        rows = [r for r in rows if expr.evaluate(r)]
-    return front_rows(rows, objectives), metrics, expr, len(rows)
+    front, n = store.pareto_across(ids, objectives, filters=filters, where=expr, extra=metrics)
+    return front, metrics, expr, n
 
 
 @handle_errors

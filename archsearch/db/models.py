@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -97,6 +98,7 @@ class TrialModel(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "number", name="uq_trials_run_number"),
         UniqueConstraint("run_id", "architecture_id", name="uq_trials_run_architecture"),
+        Index("ix_trials_run_state", "run_id", "state", "architecture_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -123,13 +125,38 @@ class ScoreModel(Base):
     __tablename__ = "scores"
     __table_args__ = (
         UniqueConstraint("trial_id", "metric", name="uq_scores_trial_metric"),
-        Index("ix_scores_metric_value", "metric", "value"),
+        # A run's column of one metric in trial order, values included (index-only scans).
+        Index("ix_scores_run_metric", "run_id", "metric", "trial_id", "value"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    # The trial's run, copied: a score is written once, with its trial's final state.
+    run_id: Mapped[int] = mapped_column(Integer)
     metric: Mapped[str] = mapped_column(String(64))
     value: Mapped[float | None] = mapped_column(Float)
+
+
+class TrialColumnsModel(Base):
+    """A batch of a run's complete trials as columns: the projection of ``trials``,
+    ``architectures`` and ``scores`` that Pareto fronts read (see
+    :mod:`archsearch.db.columns`), written in the transaction that completes the trials.
+
+    Arrays are little-endian: ``trial_ids``, ``architecture_ids`` (int64, n), ``costs``
+    (int64, 3 x n: params, macs, activations), ``metric_values`` (float64, len(metrics) x n, NaN
+    where a trial has no value).
+    """
+
+    __tablename__ = "trial_columns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    n: Mapped[int] = mapped_column(Integer)
+    trial_ids: Mapped[bytes] = mapped_column(LargeBinary)
+    architecture_ids: Mapped[bytes] = mapped_column(LargeBinary)
+    costs: Mapped[bytes] = mapped_column(LargeBinary)
+    metrics: Mapped[list[Any]] = mapped_column(JSON)
+    metric_values: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class TrialIntermediateModel(Base):

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from archsearch.blocks import Cost
+from archsearch.db import columns
 from archsearch.db.architectures import COST_NAMES, ArchitecturesStore
 from archsearch.db.engine import (
     _fits,
@@ -36,13 +37,13 @@ from archsearch.db.models import (
     ArchitectureModel,
     RunModel,
     ScoreModel,
+    TrialColumnsModel,
     TrialIntermediateModel,
     TrialModel,
     utcnow,
 )
 from archsearch.errors import StoreError, UserError
 from archsearch.expr import Expr
-from archsearch.pareto import front_rows
 from archsearch.spec import Architecture
 
 
@@ -308,6 +309,17 @@ class RunsStore(ArchitecturesStore):
             "`archsearch runs` lists the runs"
         )
 
+    def require_run(self, run_id: int) -> None:
+        """Checks that the run exists (without counting its trials, as :meth:`get_run` does).
+
+        Raises:
+            StoreError: no such run.
+        """
+        with self.session() as s:
+            found = _fits(run_id) and s.scalar(select(RunModel.id).where(RunModel.id == run_id))
+        if not found:
+            raise self._no_run(run_id)
+
     def get_run(self, run_id: int) -> RunInfo:
         """The run ``run_id`` with its trial counts.
 
@@ -344,6 +356,7 @@ class RunsStore(ArchitecturesStore):
             scores = _rowcount(
                 s.execute(delete(ScoreModel).where(ScoreModel.trial_id.in_(trial_ids)))
             )
+            s.execute(delete(TrialColumnsModel).where(TrialColumnsModel.run_id == run_id))
             s.execute(
                 delete(TrialIntermediateModel).where(
                     TrialIntermediateModel.trial_id.in_(trial_ids)
@@ -416,6 +429,7 @@ class RunsStore(ArchitecturesStore):
             worker = worker_id()
             now = utcnow()
             out: list[int] = []
+            done: list[tuple[TrialModel, TrialRecord]] = []
             for r in records:
                 t = open_.get(ids[r.arch.digest])
                 if t is None:
@@ -433,9 +447,18 @@ class RunsStore(ArchitecturesStore):
                 t.worker = r.worker or worker
                 t.error = r.error
                 t.scores = [
-                    ScoreModel(metric=m, value=_to_db(v)) for m, v in sorted(r.values.items())
+                    ScoreModel(run_id=run_id, metric=m, value=_to_db(v))
+                    for m, v in sorted(r.values.items())
                 ]
                 out.append(t.number)
+                if r.state == "complete":
+                    done.append((t, r))
+            s.flush()  # the new trials' ids
+            columns.append(
+                s,
+                run_id,
+                [columns.Completed(t.id, t.architecture_id, r.cost, r.values) for t, r in done],
+            )
             return out
 
     def queue_trials(
@@ -546,13 +569,15 @@ class RunsStore(ArchitecturesStore):
         now = utcnow()
         with self.transaction() as s:
             ids = [o[0] for o in outcomes]
-            if owner is not None:
-                runs = s.scalars(select(TrialModel.run_id).where(TrialModel.id.in_(ids))).all()
-                for run_id in sorted(set(runs)):
-                    self._lock_run(s, run_id, owner)
+            # Every run first, in order: the lock serialises the runs' columns (and, with
+            # ``owner``, checks ownership) without deadlocks between finishing workers.
+            runs = s.scalars(select(TrialModel.run_id).where(TrialModel.id.in_(ids))).all()
+            for run_id in sorted(set(runs)):
+                self._lock_run(s, run_id, owner)
             rows = s.scalars(select(TrialModel).where(TrialModel.id.in_(ids)).with_for_update())
             by_id = {t.id: t for t in rows}
             out = []
+            done: list[tuple[TrialModel, Mapping[str, float]]] = []
             for tid, values, state, error in outcomes:
                 t = by_id.get(tid)
                 if t is None or t.state in FINISHED_STATES:
@@ -562,9 +587,32 @@ class RunsStore(ArchitecturesStore):
                 t.finished_at = t.heartbeat_at = now
                 t.started_at = t.started_at or now
                 t.scores = [
-                    ScoreModel(metric=m, value=_to_db(v)) for m, v in sorted(values.items())
+                    ScoreModel(run_id=t.run_id, metric=m, value=_to_db(v))
+                    for m, v in sorted(values.items())
                 ]
                 out.append(True)
+                if state == "complete":
+                    done.append((t, values))
+            if done:
+                A = ArchitectureModel
+                costs = {
+                    a.id: Cost(a.params, a.macs, a.activations)
+                    for a in s.execute(
+                        select(A.id, A.params, A.macs, A.activations).where(
+                            A.id.in_({t.architecture_id for t, _ in done})
+                        )
+                    )
+                }
+                for run_id in sorted({t.run_id for t, _ in done}):
+                    columns.append(
+                        s,
+                        run_id,
+                        [
+                            columns.Completed(t.id, t.architecture_id, costs[t.architecture_id], v)
+                            for t, v in done
+                            if t.run_id == run_id
+                        ],
+                    )
             return out
 
     def finish_trial(
@@ -700,15 +748,27 @@ class RunsStore(ArchitecturesStore):
             ]
 
     def metrics(self, run_id: int) -> list[str]:
-        """Names of the scores stored for a run's trials."""
+        """Names of the scores stored for a run's trials.
+
+        A loose index scan: one index lookup per distinct metric (the smallest name above the
+        last), not a pass over the run's scores.
+        """
+        self.require_run(run_id)
+        S = ScoreModel
+        found = (
+            select(func.min(S.metric).label("metric"))
+            .where(S.run_id == run_id)
+            .cte("found", recursive=True)
+        )
+        after = (
+            select(func.min(S.metric))
+            .where(S.run_id == run_id, S.metric > found.c.metric)
+            .scalar_subquery()
+        )
+        found = found.union_all(select(after).where(found.c.metric.is_not(None)))
         with self.session() as s:
-            q = (
-                select(ScoreModel.metric)
-                .join(TrialModel, ScoreModel.trial_id == TrialModel.id)
-                .where(TrialModel.run_id == run_id)
-                .distinct()
-            )
-            return sorted(s.scalars(q))
+            names = s.scalars(select(found.c.metric).where(found.c.metric.is_not(None)))
+            return sorted(names)
 
     def results(
         self,
@@ -717,17 +777,19 @@ class RunsStore(ArchitecturesStore):
         metrics: Sequence[str] = (),
         where: Expr | None = None,
         times: bool = False,
+        trial_ids: Sequence[int] | None = None,
+        architecture_ids: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
         """The run's complete trials as rows: trial, digest, costs and the requested metrics
-        (with ``times``, also ``finished_at``, a naive UTC datetime).
+        (with ``times``, also ``finished_at``, a naive UTC datetime), in trial order.
 
-        ``where`` is compiled into SQL over the cost columns and the metrics.
+        ``where`` is compiled into SQL over the cost columns and the metrics; ``trial_ids``
+        and ``architecture_ids`` keep only those trials (store ids, e.g. a front's).
 
         Raises:
             UserError: a metric that no trial of the run has (the message lists them).
         """
-        self.get_run(run_id)
-        stored = self.metrics(run_id)
+        stored = self.metrics(run_id)  # raises for a missing run
         known = [*COST_NAMES, *stored]
         wanted = [m for m in metrics if m not in COST_NAMES]
         if where is not None:
@@ -748,6 +810,7 @@ class RunsStore(ArchitecturesStore):
             select(T.number, A.digest, A.params, A.macs, A.activations)
             .join(A, T.architecture_id == A.id)
             .where(T.run_id == run_id, T.state == "complete")
+            .order_by(T.number)
         )
         if times:
             q = q.add_columns(T.finished_at)
@@ -759,21 +822,32 @@ class RunsStore(ArchitecturesStore):
             columns[m] = sc.value
         if where is not None:
             q = q.where(where.to_sql(columns))
+        parts = [q]
+        for column, only in ((T.id, trial_ids), (T.architecture_id, architecture_ids)):
+            if only is not None:  # bound parameters in chunks: SQLite takes 32,766 at most
+                only = sorted(set(only))
+                parts = [
+                    p.where(column.in_(only[i : i + _CHUNK]))
+                    for p in parts
+                    for i in range(0, len(only), _CHUNK)
+                ]
         out = []
         with self.session() as s:
-            for row in s.execute(q.order_by(T.number)):
-                rec: dict[str, Any] = {
-                    "trial": row[0],
-                    "digest": row[1],
-                    "params": row[2],
-                    "macs": row[3],
-                    "activations": row[4],
-                }
-                if times:
-                    rec["finished_at"] = row[5]  # type: ignore[misc]
-                for i, m in enumerate(dict.fromkeys(wanted)):
-                    rec[m] = _from_db(row[first + i])  # type: ignore[arg-type]
-                out.append(rec)
+            for part in parts:
+                for row in s.execute(part):
+                    rec: dict[str, Any] = {
+                        "trial": row[0],
+                        "digest": row[1],
+                        "params": row[2],
+                        "macs": row[3],
+                        "activations": row[4],
+                    }
+                    if times:
+                        rec["finished_at"] = row[5]  # type: ignore[misc]
+                    for i, m in enumerate(dict.fromkeys(wanted)):
+                        rec[m] = _from_db(row[first + i])  # type: ignore[arg-type]
+                    out.append(rec)
+        out.sort(key=lambda r: int(r["trial"]))
         return out
 
     def results_across(
@@ -782,13 +856,15 @@ class RunsStore(ArchitecturesStore):
         *,
         metrics: Sequence[str] = (),
         filters: Mapping[int, Expr | None] | None = None,
+        architecture_ids: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
         """The complete trials of several runs, one row per architecture (deduplicated by
         digest): its costs and each of ``metrics`` from the newest of the runs that measured
         it (NaN where none did). ``run`` is the newest run the row's values come from, with its
         ``trial`` number; ``runs`` names every run that holds the architecture.
 
-        ``filters`` maps a run to a filter applied (in SQL) to that run's trials alone.
+        ``filters`` maps a run to a filter applied (in SQL) to that run's trials alone;
+        ``architecture_ids`` keeps only those architectures (store ids).
 
         Raises:
             UserError: a run that does not exist, or a metric that none of the runs has.
@@ -806,7 +882,10 @@ class RunsStore(ArchitecturesStore):
         for run_id in ids:  # oldest first: a newer run's values replace an older one's
             want = [m for m in dict.fromkeys(metrics) if m in stored[run_id]]
             where = (filters or {}).get(run_id)
-            for row in self.results(run_id, metrics=want, where=where):
+            rows = self.results(
+                run_id, metrics=want, where=where, architecture_ids=architecture_ids
+            )
+            for row in rows:
                 rec = merged.setdefault(
                     row["digest"],
                     {k: row[k] for k in ("digest", *COST_NAMES)} | {"runs": []},
@@ -826,22 +905,9 @@ class RunsStore(ArchitecturesStore):
             out.append(rec)
         return out
 
-    def pareto(
-        self,
-        run_id: int,
-        objectives: Sequence[tuple[str, str]],
-        *,
-        where: Expr | None = None,
-        extra: Sequence[str] = (),
-    ) -> list[dict[str, Any]]:
-        """The run's non-dominated trials for ``objectives`` (``(metric, "min"|"max")``).
 
-        The store fetches the columns (constraints in ``where`` filter in SQL); the front is
-        computed by :func:`archsearch.pareto.front_rows` (numpy). Rows are sorted by the first
-        objective, best first; trials with a NaN objective never qualify.
-        """
-        names = [m for m, _ in objectives]
-        return front_rows(self.results(run_id, metrics=[*names, *extra], where=where), objectives)
+_CHUNK = 10_000
+"""Ids bound per IN list."""
 
 
 def _touch_trials(s: Session, trial_ids: Sequence[int], now: datetime) -> None:

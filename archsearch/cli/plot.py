@@ -62,9 +62,9 @@ def pareto(
 ) -> None:
     """Every trial of a run, its Pareto front and (--with-zoo) the seed networks."""
     from archsearch import plots
-    from archsearch.cli.results import run_filter, run_objectives, zoo_points
     from archsearch.db import Store
     from archsearch.pareto import front_rows
+    from archsearch.search.queries import run_filter, run_objectives, zoo_points
 
     plots.check_suffix(out)
     store = Store(db)
@@ -110,8 +110,8 @@ def history(
 ) -> None:
     """Every trial's score against its number (or time) and the best so far."""
     from archsearch import plots
-    from archsearch.cli.results import run_objectives
     from archsearch.db import Store
+    from archsearch.search.queries import run_objectives
 
     plots.check_suffix(out)
     store = Store(db)
@@ -183,8 +183,8 @@ def compare(
 ) -> None:
     """The Pareto fronts of several runs on the same axes."""
     from archsearch import plots
-    from archsearch.cli.results import run_filter, run_objectives
     from archsearch.db import Store
+    from archsearch.search.queries import run_filter, run_objectives
 
     plots.check_suffix(out)
     if len(set(run)) < 2:

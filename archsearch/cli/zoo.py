@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from archsearch.cli.common import DocFormat, Format, FormatOption, emit, handle_errors
-from archsearch.cli.results import arch_document, emit_document
+from archsearch.cli.results import emit_document
 from archsearch.cost import count
 
 app = typer.Typer(help="The seed zoo: papers' networks with exact counts.", no_args_is_help=True)
@@ -85,4 +85,6 @@ def show(
         "gflops_note": e.gflops_note,
         "notes": e.notes.strip(),
     }
+    from archsearch.search.queries import arch_document
+
     emit_document(arch_document(e.arch, **extra), fmt)

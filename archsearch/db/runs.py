@@ -309,15 +309,20 @@ class RunsStore(ArchitecturesStore):
             "`archsearch runs` lists the runs"
         )
 
+    def has_run(self, run_id: int) -> bool:
+        """Whether the run exists (without counting its trials, as :meth:`get_run` does)."""
+        if not _fits(run_id):
+            return False
+        with self.session() as s:
+            return s.scalar(select(RunModel.id).where(RunModel.id == run_id)) is not None
+
     def require_run(self, run_id: int) -> None:
-        """Checks that the run exists (without counting its trials, as :meth:`get_run` does).
+        """Checks that the run exists.
 
         Raises:
             StoreError: no such run.
         """
-        with self.session() as s:
-            found = _fits(run_id) and s.scalar(select(RunModel.id).where(RunModel.id == run_id))
-        if not found:
+        if not self.has_run(run_id):
             raise self._no_run(run_id)
 
     def get_run(self, run_id: int) -> RunInfo:

@@ -65,3 +65,7 @@ class NotInSpaceError(UserError):
 
 class StoreError(UserError):
     """A database that cannot be reached, is at the wrong schema revision, or lacks a record."""
+
+
+class NotFoundError(StoreError):
+    """A record the database does not hold (a run, an architecture, a supernet)."""

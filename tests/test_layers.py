@@ -14,7 +14,8 @@ The layers, bottom to top (the README's layout section draws the same picture):
 5. services: ``profiling`` (measures and stores), ``evaluators``, ``solvers``
 6. search: ``search`` (run configuration, gate, driver loop), ``benchmark``, ``supernet``
 7. ``distributed``
-8. ``cli``, ``testing`` (the conformance suites plugins run)
+8. ``cli``, ``service`` (the HTTP API and dashboard), ``testing`` (the conformance suites
+   plugins run)
 
 Within a layer an import may go sideways only where :data:`SIDEWAYS` allows it.
 """
@@ -38,7 +39,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("profiling", "evaluators", "solvers"), 5),
     **dict.fromkeys(("search", "benchmark", "supernet"), 6),
     "distributed": 7,
-    **dict.fromkeys(("cli", "__main__", "testing"), 8),
+    **dict.fromkeys(("cli", "service", "__main__", "testing"), 8),
 }
 SIDEWAYS = {
     ("spec", "blocks"),
@@ -55,6 +56,7 @@ SIDEWAYS = {
     ("benchmark", "search"),
     ("supernet", "search"),
     ("__main__", "cli"),
+    ("cli", "service"),  # archsearch serve
 }
 
 

@@ -27,6 +27,7 @@ from archsearch.cli.common import (
 )
 from archsearch.cli.results import count, pareto, runs_app, show
 from archsearch.cli.run import run
+from archsearch.cli.serve import serve
 from archsearch.cli.sweep import sweep
 
 
@@ -96,6 +97,7 @@ app.add_typer(zoo.app, name="zoo")
 app.add_typer(db.app, name="db")
 app.add_typer(bench.app, name="bench")
 app.add_typer(supernet.app, name="supernet")
+app.command()(serve)
 
 
 def _version(value: bool) -> None:

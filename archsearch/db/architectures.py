@@ -23,7 +23,7 @@ from archsearch.db.models import (
     TrialModel,
     utcnow,
 )
-from archsearch.errors import StoreError, UserError
+from archsearch.errors import NotFoundError, StoreError, UserError
 from archsearch.spec import Architecture
 
 COST_NAMES = tuple(m.name for m in COST_METRICS)
@@ -100,7 +100,7 @@ class ArchitecturesStore(StoreBase):
                 )
             )
             if not found:
-                raise StoreError(
+                raise NotFoundError(
                     f"no architecture with digest {prefix!r} in {display_url(self.url)}"
                 )
             if len(found) > 1:

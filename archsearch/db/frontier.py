@@ -73,6 +73,62 @@ class FrontierStore(RunsStore):
         rows = self.results(run_id, metrics=[*names, *extra], trial_ids=ids)
         return front_rows(rows, objectives)
 
+    def trials_page(
+        self,
+        run_id: int,
+        *,
+        where: Expr | None = None,
+        order: str = "trial",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of the run's complete trials that pass ``where``, sorted by ``order`` (a
+        cost, a metric or ``trial``; NaN last, ties by trial), as :meth:`results` rows with
+        every metric; and how many trials pass.
+
+        Raises:
+            UserError: a name the run does not have.
+        """
+        metrics = self.metrics(run_id)  # raises for a missing run
+        known = [*COST_NAMES, *metrics]
+        if where is not None:
+            where.check_names(known, "where")
+        if order != "trial" and order not in known:
+            raise UserError(f"order {order!r}: choose trial or one of {', '.join(known)}")
+        wanted = [*(where.names if where else ()), *([order] if order != "trial" else [])]
+        cols = self.run_columns(run_id, wanted)
+        chosen = np.arange(len(cols))
+        if where is not None:
+            names = {n: cols.column(n) for n in where.names}
+            chosen = np.flatnonzero(where.evaluate_columns(names, len(cols)))
+        trial_key = cols.trial_ids[chosen].astype(np.float64)
+        if order == "trial":
+            ranked = np.argsort(-trial_key if descending else trial_key, kind="stable")
+        else:
+            ranked = np.lexsort((trial_key, _sort_key(cols.column(order)[chosen], descending)))
+        page = chosen[ranked[offset : offset + limit]]
+        rows = self.results(run_id, metrics=metrics, trial_ids=cols.trial_ids[page].tolist())
+        if order == "trial":
+            rows.sort(key=lambda r: int(r["trial"]), reverse=descending)
+        else:
+            values = _sort_key(np.array([float(r[order]) for r in rows]), descending)
+            rows = [rows[i] for i in np.lexsort(([r["trial"] for r in rows], values))]
+        return len(chosen), rows
+
+    def history(self, run_id: int, metric: str, direction: str) -> dict[str, list[float]]:
+        """Every complete trial's value of ``metric`` in trial order, and the best so far
+        (``direction``: ``min`` or ``max``; a trial with NaN keeps the best before it)."""
+        known = [*COST_NAMES, *self.metrics(run_id)]
+        if metric not in known:
+            raise UserError(f"metric {metric!r}: choose from {', '.join(known)}")
+        cols = self.run_columns(run_id, [metric])
+        values = cols.column(metric)
+        signed = -values if direction == "max" else values
+        best = np.minimum.accumulate(np.where(np.isnan(signed), np.inf, signed))
+        best = -best if direction == "max" else best
+        return {"value": values.tolist(), "best": best.tolist()}
+
     def pareto_across(
         self,
         run_ids: Sequence[int],
@@ -136,6 +192,13 @@ class FrontierStore(RunsStore):
             architecture_ids=universe[front].tolist(),
         )
         return front_rows(rows, objectives), int(keep.sum())
+
+
+def _sort_key(values: NDArray[np.float64], descending: bool) -> NDArray[np.float64]:
+    """Values to sort ascending: negated for ``descending``, NaN last either way."""
+    key = -values if descending else values.copy()
+    key[np.isnan(key)] = np.inf
+    return key
 
 
 def _front(

@@ -9,9 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -214,6 +212,56 @@ class LatencyStore(ArchitecturesStore):
                     **dict(timing),
                 )
             )
+
+    def latency_devices(self) -> list[dict[str, Any]]:
+        """Every device the store knows: key, name, identity, number of table entries and
+        whole-network measurements, newest correction's error (``mape``), if any."""
+        with self.session() as s:
+            devices = s.scalars(select(DeviceModel).order_by(DeviceModel.id)).all()
+            out = []
+            for d in devices:
+                entries = s.scalar(select(func.count()).where(LatencyEntryModel.device_id == d.id))
+                networks = s.scalar(
+                    select(func.count()).where(NetworkLatencyModel.device_id == d.id)
+                )
+                out.append(
+                    {
+                        "key": d.key,
+                        "name": d.name,
+                        "identity": d.identity,
+                        "entries": entries,
+                        "networks": networks,
+                        "created_at": d.created_at,
+                    }
+                )
+        for row in out:
+            fit = self.latest_latency_fit(str(row["key"]))
+            row["fit_mape"] = None if fit is None else fit["mape"]
+        return out
+
+    def architecture_latencies(self, digest: str) -> list[dict[str, Any]]:
+        """Every whole-network latency measured for the architecture ``digest``, by device."""
+        with self.session() as s:
+            q = (
+                select(NetworkLatencyModel, DeviceModel.key, DeviceModel.name)
+                .join(DeviceModel, NetworkLatencyModel.device_id == DeviceModel.id)
+                .join(
+                    ArchitectureModel, NetworkLatencyModel.architecture_id == ArchitectureModel.id
+                )
+                .where(ArchitectureModel.digest == digest)
+                .order_by(NetworkLatencyModel.id)
+            )
+            return [
+                {
+                    "device": key,
+                    "device_name": name,
+                    "purpose": m.purpose,
+                    "median_ms": m.median_ms,
+                    "predicted_ms": m.predicted_ms,
+                    "measured_at": m.measured_at,
+                }
+                for m, key, name in s.execute(q)
+            ]
 
     def network_latencies(
         self, device_key: str, *, purpose: str | None = None

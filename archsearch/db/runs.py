@@ -42,7 +42,7 @@ from archsearch.db.models import (
     TrialModel,
     utcnow,
 )
-from archsearch.errors import StoreError, UserError
+from archsearch.errors import NotFoundError, StoreError, UserError
 from archsearch.expr import Expr
 from archsearch.spec import Architecture
 
@@ -218,11 +218,7 @@ class RunsStore(ArchitecturesStore):
             UserError: the run is being driven by a live process.
         """
         with self.transaction() as s:
-            run = s.execute(
-                select(RunModel).where(RunModel.id == run_id).with_for_update()
-            ).scalar_one_or_none()
-            if run is None:
-                raise self._no_run(run_id)
+            run = self._locked(s, run_id)
             previous, status = run.owner, run.status
             if status == "running" and previous not in (None, owner) and not force:
                 alive = owner_alive(previous)
@@ -251,6 +247,38 @@ class RunsStore(ArchitecturesStore):
             run.finished_at = None
             run.heartbeat_at = utcnow()
             return Claim(previous, status, moved)
+
+    def take_queued(self, queue: str, owner: str) -> int | None:
+        """Takes the oldest run ``queued`` for ``queue`` (its owner is the queue's name) for
+        ``owner``, marking it ``running``; None when the queue is empty. Two takers never get
+        the same run (a row lock; SQLite's write lock)."""
+        with self.transaction() as s:
+            q = (
+                select(RunModel)
+                .where(RunModel.status == "queued", RunModel.owner == queue)
+                .order_by(RunModel.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            run = s.scalars(q).first()
+            if run is None:
+                return None
+            run.status, run.owner, run.heartbeat_at = "running", owner, utcnow()
+            return run.id
+
+    def stop_run(self, run_id: int, *, status: str, owner: str | None) -> RunInfo:
+        """Hands the run to ``owner`` (a queue's name, or None) with ``status``: ``queued``
+        to run again, ``interrupted`` to stop. A process driving the run sees another owner
+        at its next heartbeat and stops (:class:`RunTakenOver`), keeping what it stored.
+
+        Raises:
+            StoreError: no such run.
+        """
+        with self.transaction() as s:
+            run = self._locked(s, run_id)
+            run.status, run.owner = status, owner
+            run.finished_at = None if status == "queued" else utcnow()
+        return self.get_run(run_id)
 
     def heartbeat(self, run_id: int, owner: str, trial_ids: Sequence[int] = ()) -> bool:
         """Refreshes the heartbeat of the run (if ``owner`` still drives it) and of
@@ -303,8 +331,21 @@ class RunsStore(ArchitecturesStore):
             run.finished_at = None if status in ("running", "queued") else utcnow()
             return True
 
+    def _locked(self, s: Session, run_id: int) -> RunModel:
+        """The run's row, locked for the transaction.
+
+        Raises:
+            StoreError: no such run.
+        """
+        run = s.execute(
+            select(RunModel).where(RunModel.id == run_id).with_for_update()
+        ).scalar_one_or_none()
+        if run is None:
+            raise self._no_run(run_id)
+        return run
+
     def _no_run(self, run_id: int) -> StoreError:
-        return StoreError(
+        return NotFoundError(
             f"--run: there is no run {run_id} in {display_url(self.url)}; "
             "`archsearch runs` lists the runs"
         )

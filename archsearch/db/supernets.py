@@ -19,7 +19,7 @@ from archsearch.db.models import (
     SupernetModel,
     utcnow,
 )
-from archsearch.errors import StoreError, first_line
+from archsearch.errors import NotFoundError, first_line
 
 
 class SupernetsStore(StoreBase):
@@ -57,7 +57,9 @@ class SupernetsStore(StoreBase):
         with self.transaction() as s:
             row = s.get(SupernetModel, supernet_id)
             if row is None:
-                raise StoreError(f"no supernet with id {supernet_id} in {display_url(self.url)}")
+                raise NotFoundError(
+                    f"no supernet with id {supernet_id} in {display_url(self.url)}"
+                )
             if curve is not None:
                 row.curve = [dict(r) for r in curve]
                 row.epochs_done = len(curve)
@@ -80,7 +82,7 @@ class SupernetsStore(StoreBase):
             if row is None:
                 ids = s.scalars(select(SupernetModel.id).order_by(SupernetModel.id)).all()
                 known = ", ".join(map(str, ids)) or "none yet"
-                raise StoreError(
+                raise NotFoundError(
                     f"no supernet with id {supernet_id} in this database (stored: "
                     f"{known}); give a checkpoint path or see `archsearch supernet list`"
                 )

@@ -183,11 +183,14 @@ def prepare(store: Store, sweep: Sweep) -> list[int]:
 def execute_run(url: str, run_id: int) -> None:
     """Runs on a worker: drives one stored run to its end (resuming what is stored). A
     failure is recorded with the run, not raised."""
+    from archsearch.db import RunTakenOver
     from archsearch.search import from_run, optimize
 
     store = Store(url)
     try:
         optimize(store, from_run(store.get_run(run_id).config), run_id=run_id, takeover=True)
+    except RunTakenOver:
+        return  # cancelled or taken over: the run's status is its new owner's to set
     except Exception as e:  # optimize records its own failures; this catches from_run's too
         store.set_run_status(run_id, "failed", error=f"{type(e).__name__}: {e}")
 

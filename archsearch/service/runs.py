@@ -1,0 +1,188 @@
+"""Runs started from the service: submitted, queued, executed by worker processes, cancelled,
+resumed, deleted. Every endpoint here needs the service's token.
+
+A submitted run is an ordinary run: its settings are :class:`~archsearch.search.RunSettings`
+(the options of ``archsearch run``, validated the same way and answered with the same
+messages), stored ``queued`` with the queue's name as owner. The service's worker processes
+(``archsearch serve --workers N``) take queued runs one at a time
+(:meth:`~archsearch.db.Store.take_queued`) and drive them as ``archsearch run --resume``
+would, so the CLI sees them and ``--resume`` works on them. Cancelling hands the run to no
+one (``interrupted``): its worker sees the new owner at its next heartbeat and stops, keeping
+every trial it stored; resuming queues it again.
+
+A request may name only built-in spaces, and files (data, tables, checkpoints, init specs)
+only under ``--data-root``: the service never reads a path of the server a client chose.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from archsearch.errors import UserError
+from archsearch.service.settings import ServiceError, ServiceSettings
+
+log = logging.getLogger("archsearch.service")
+
+QUEUE = "queue:archsearch-serve"
+"""The owner of a run queued for the service's workers."""
+POLL_SECONDS = 1.0
+"""How often an idle worker looks for a queued run."""
+_FILE_SETTINGS = ("data", "table", "supernet", "init")
+
+
+def register(writes: APIRouter) -> None:
+    writes.add_api_route("/runs", submit, methods=["POST"], status_code=201)
+    writes.add_api_route("/runs/{run_id}/cancel", cancel, methods=["POST"])
+    writes.add_api_route("/runs/{run_id}/resume", resume, methods=["POST"])
+    writes.add_api_route("/runs/{run_id}", delete, methods=["DELETE"])
+
+
+def _check_files(settings: Any, service: ServiceSettings) -> None:
+    """Refuses a space that is not built in, and files outside the data root."""
+    from archsearch.search.settings import _strings
+    from archsearch.spaces import list_spaces
+
+    if settings.space is not None and settings.space not in list_spaces():
+        raise UserError(
+            f"space {settings.space!r}: the service runs built-in spaces only: "
+            f"{', '.join(list_spaces())}"
+        )
+    root = Path(service.data_root).resolve() if service.data_root else None
+    for name in _FILE_SETTINGS:
+        for value in _strings(getattr(settings, name)):
+            if root is None:
+                raise UserError(
+                    f"{name} {value!r}: this service reads no files (start it with --data-root "
+                    "to allow files under a folder)"
+                )
+            path = (root / value).resolve()
+            if not path.is_relative_to(root):
+                raise UserError(f"{name} {value!r}: give a path under the service's data root")
+            setattr(settings, name, str(path) if name != "init" else settings.init)
+
+
+def submit(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """Queues a run: ``body`` holds ``archsearch run``'s options (``space``, ``budget``,
+    ``score``, ``trials``, ...), underscores for dashes. Answers the stored run."""
+    from archsearch.search.settings import RunSettings
+
+    service: ServiceSettings = request.app.state.settings
+    try:
+        settings = RunSettings.model_validate(body)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise UserError(f"{where}: {err['msg']} (got {err.get('input')!r})") from None
+    _check_files(settings, service)
+    config = settings.to_search().run_config()
+    store = request.app.state.store
+    run_id = store.create_run(config, status="queued", owner=QUEUE)
+    if service.workers == 0:
+        log.warning("run %d queued, but this service has no workers (--workers)", run_id)
+    from archsearch.service.api import run
+
+    return run(request, run_id)
+
+
+def cancel(request: Request, run_id: int) -> dict[str, Any]:
+    """Stops a queued or running run; the trials it stored stay."""
+    store = request.app.state.store
+    info = store.get_run(run_id)
+    if info.status not in ("queued", "running"):
+        raise ServiceError(
+            409, f"run {run_id} is {info.status}: only a queued or running run stops"
+        )
+    store.stop_run(run_id, status="interrupted", owner=None)
+    from archsearch.service.api import run
+
+    return run(request, run_id)
+
+
+def resume(request: Request, run_id: int) -> dict[str, Any]:
+    """Queues an interrupted, failed or stale run again; its stored trials are kept."""
+    from archsearch.db import is_stale
+    from archsearch.db.heartbeat import STALE_AFTER
+
+    store = request.app.state.store
+    info = store.get_run(run_id)
+    if info.status == "finished":
+        raise ServiceError(409, f"run {run_id} is finished; submit a new run to search more")
+    if info.status == "queued" or (info.status == "running" and not is_stale(info, STALE_AFTER)):
+        raise ServiceError(409, f"run {run_id} is {info.status} already")
+    store.stop_run(run_id, status="queued", owner=QUEUE)
+    from archsearch.service.api import run
+
+    return run(request, run_id)
+
+
+def delete(request: Request, run_id: int) -> dict[str, Any]:
+    """Deletes a run that nothing drives, with its trials (architectures stay)."""
+    from archsearch.db import is_stale
+    from archsearch.db.heartbeat import STALE_AFTER
+
+    store = request.app.state.store
+    info = store.get_run(run_id)
+    if info.status == "running" and not is_stale(info, STALE_AFTER):
+        raise ServiceError(409, f"run {run_id} is running: cancel it first")
+    done = store.delete_run(run_id)
+    return {
+        "deleted": run_id,
+        "trials": done.trials,
+        "scores": done.scores,
+        "architectures_kept": done.architectures_kept,
+    }
+
+
+def worker_loop(url: str, stop: Any) -> None:
+    """A worker process: takes queued runs one at a time and drives each to its end."""
+    import os
+    import signal
+
+    from archsearch.db import Store, worker_id
+    from archsearch.distributed.sweep import execute_run
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service stops its workers itself
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    store = Store(url)
+    while not stop.is_set():
+        run_id = store.take_queued(QUEUE, worker_id())
+        if run_id is None:
+            stop.wait(POLL_SECONDS)
+            continue
+        log.info("worker %s drives run %d", worker_id(), run_id)
+        execute_run(url, run_id)
+
+
+class Workers:
+    """The service's worker processes (spawned, so that no thread or connection is shared)."""
+
+    def __init__(self, url: str, n: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.stop = ctx.Event()
+        self.processes = [
+            ctx.Process(target=worker_loop, args=(url, self.stop), name=f"archsearch-worker-{i}")
+            for i in range(n)
+        ]
+
+    def start(self) -> None:
+        for p in self.processes:
+            p.start()
+
+    def close(self, grace: float = 5.0) -> None:
+        """Stops the workers: idle ones at once, busy ones are terminated after ``grace``
+        seconds (their run goes stale, and ``resume`` queues it again)."""
+        self.stop.set()
+        deadline = time.monotonic() + grace
+        for p in self.processes:
+            p.join(max(0.0, deadline - time.monotonic()))
+        for p in self.processes:
+            if p.is_alive():
+                p.terminate()
+                p.join(5)

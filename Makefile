@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet bench-zoo bench-frontier plots clean
+.PHONY: install run test test-fast lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet bench-zoo bench-frontier bench-service plots screenshots clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,14 @@ bench-ray: $(STAMP)
 # a fresh database, dropped after), about 15 minutes.
 bench-frontier: $(STAMP)
 	$(BIN)/python benchmarks/frontier.py --repeats 3
+
+# The service under 32 concurrent clients while a run writes (SQLite and PostgreSQL), 5 minutes.
+bench-service: $(STAMP)
+	$(BIN)/python benchmarks/service_load.py --clients 32 --requests 30 --writing 45
+
+# The README's dashboard pictures (docs/img/dashboard-*.png), in headless Chromium (3 minutes).
+screenshots: $(STAMP)
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

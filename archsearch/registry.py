@@ -18,6 +18,7 @@ import importlib.util
 import inspect
 import math
 import re
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -27,6 +28,10 @@ from typing import Any, Generic, TypeVar
 
 from archsearch.errors import UnknownNameError, UserError
 from archsearch.limits import MAX_INT
+
+_LOADING = threading.RLock()
+"""Held while a registry imports a pending entry: one lock for every registry (an entry's
+import may load entries of other registries), reentrant (or of its own)."""
 
 T = TypeVar("T")
 
@@ -166,22 +171,26 @@ class Registry(Generic[T]):
         so that listing names, or ``archsearch --help``, imports no plugin)."""
         if self._plugins_loaded:
             return
-        self._plugins_loaded = True
-        assert self._entry_point_group is not None
-        for ep in metadata.entry_points(group=self._entry_point_group):
-            if ep.name not in self._items and ep.name not in self._pending:
-                self._targets[ep.name] = ep.value
-                self._pending[ep.name] = self._adapted(ep.load)
+        with _LOADING:
+            if self._plugins_loaded:
+                return
+            assert self._entry_point_group is not None
+            for ep in metadata.entry_points(group=self._entry_point_group):
+                if ep.name not in self._items and ep.name not in self._pending:
+                    self._targets[ep.name] = ep.value
+                    self._pending[ep.name] = self._adapted(ep.load)
+            self._plugins_loaded = True
 
     def _adapted(self, load: Callable[[], Any]) -> Callable[[], T]:
         adapt = self._adapt
         return (lambda: adapt(load())) if adapt else load
 
     def _load(self, name: str) -> None:
-        load = self._pending.get(name)
-        if load is not None:
-            self._items[name] = load()
-            del self._pending[name]
+        with _LOADING:  # threads of a server may ask for the same entry at once
+            load = self._pending.get(name)
+            if load is not None:
+                self._items[name] = load()
+                del self._pending[name]
 
     def get(self, name: str) -> T:
         """Returns the implementation called ``name``.

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy import func, select
 
 from archsearch.db import columns
 from archsearch.db.architectures import COST_NAMES
+from archsearch.db.models import TrialColumnsModel
 from archsearch.db.runs import RunsStore
 from archsearch.errors import UserError
 from archsearch.expr import Expr
@@ -38,6 +40,16 @@ class FrontierStore(RunsStore):
         self.require_run(run_id)
         with self.session() as s:
             return columns.read(s, run_id, names, architectures=architectures)
+
+    def columns_version(self, run_id: int) -> tuple[int, int]:
+        """Changes whenever a trial of the run completes (its newest ``trial_columns`` row and
+        their number): a front computed at one version holds until the next."""
+        M = TrialColumnsModel
+        with self.session() as s:
+            newest, rows = s.execute(
+                select(func.max(M.id), func.count()).where(M.run_id == run_id)
+            ).one()
+        return int(newest or 0), int(rows)
 
     def pareto(
         self,

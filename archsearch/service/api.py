@@ -9,6 +9,10 @@ Python's ``ast`` into comparisons, never pasted into SQL).
 
 from __future__ import annotations
 
+import copy
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any
 
@@ -256,19 +260,67 @@ def run_pareto(
     with_zoo: bool = False,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> dict[str, Any]:
-    """The run's Pareto front (as ``archsearch pareto --run``)."""
+    """The run's Pareto front (as ``archsearch pareto --run``); remembered until a trial of
+    the run completes."""
     from archsearch.search import queries
 
-    answer = queries.front(
-        _store(request),
-        run=run_id,
-        objectives=objectives,
-        where=where,
-        walk=walk,
-        with_zoo=with_zoo,
-        limit=limit,
+    store = _store(request)
+    store.require_run(run_id)
+    key = (run_id, objectives, where, walk, with_zoo, limit, store.columns_version(run_id))
+    found = _FRONTS.get_or_compute(
+        key,
+        lambda: _front(
+            queries.front(
+                store,
+                run=run_id,
+                objectives=objectives,
+                where=where,
+                walk=walk,
+                with_zoo=with_zoo,
+                limit=limit,
+            )
+        ),
     )
-    return _front(answer)
+    return copy.deepcopy(found)
+
+
+class _Remembered:
+    """The last answers, by key: a small LRU shared by the server's threads, in which one
+    thread computes a missing answer while the others asking for it wait."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[Any, Any] = OrderedDict()
+        self.computing: dict[Any, threading.Lock] = {}
+        self.lock = threading.Lock()
+
+    def get_or_compute(self, key: Any, compute: Callable[[], Any]) -> Any:
+        while True:
+            with self.lock:
+                if key in self.items:
+                    self.items.move_to_end(key)
+                    return self.items[key]
+                busy = self.computing.get(key)
+                if busy is None:
+                    mine = self.computing[key] = threading.Lock()
+                    mine.acquire()
+                    break
+            with busy:  # another thread computes it: wait, then look again
+                pass
+        try:
+            value = compute()
+            with self.lock:
+                self.items[key] = value
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
+            return value
+        finally:
+            with self.lock:
+                del self.computing[key]
+            mine.release()
+
+
+_FRONTS = _Remembered(64)
 
 
 def pareto(

@@ -242,3 +242,44 @@ def test_bodies_are_bounded_and_internal_errors_hide_their_details(
     assert r.status_code == 500 and r.json() == {
         "error": "internal error (RuntimeError); see the service's log"
     }
+
+
+def test_a_remembered_front_follows_new_trials(client: TestClient, hybrid: Space) -> None:
+    store = client.app.state.store  # type: ignore[attr-defined]
+    path = "/api/v1/runs/1/pareto?objectives=macs:min,entropy:max"
+    before = client.get(path).json()["front"]
+    assert client.get(path).json()["front"] == before  # remembered
+    best = max(r["entropy"] for r in before)
+    small = min(r["macs"] for r in before)
+    arch = next(
+        a for a in (hybrid.sample(seed=1000 + s) for s in range(200)) if count(a).macs < small
+    )
+    store.add_trials(1, [TrialRecord(arch, count(arch), {"entropy": best + 1, "rho": 0.1})])
+    after = client.get(path).json()["front"]
+    assert [r["digest"] for r in after] == [arch.digest]  # it dominates every other trial
+
+
+def test_one_thread_computes_a_missing_front_while_the_others_wait() -> None:
+    import threading
+    import time
+
+    from archsearch.service.api import _Remembered
+
+    remembered, calls = _Remembered(2), []
+
+    def slow() -> int:
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    threads = [
+        threading.Thread(target=lambda: remembered.get_or_compute("k", slow)) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and remembered.get_or_compute("k", slow) == 42
+    for k in ("a", "b", "c"):
+        remembered.get_or_compute(k, lambda: 0)
+    assert list(remembered.items) == ["b", "c"]  # least recently used first out

@@ -291,7 +291,9 @@ async function latencyPage(key) {
   }
   const t = await api(`/latency/${key}?limit=1`);
   const nets = t.networks.filter((n) => n.predicted_ms !== null);
-  show(`<h1>Latency: ${esc(key)}</h1><p>${t.total} table entries;
+  const device = devices.find((d) => d.key === key);
+  show(`<h1>Latency: ${esc(device ? device.name : key)} <code>${esc(key)}</code></h1>
+    <p>${t.total} table entries;
     ${nets.length} whole networks measured against their prediction.</p>
     <div id="latency" class="plot"></div>`);
   const top = Math.max(...nets.map((n) => Math.max(n.median_ms, n.predicted_ms)), 1);

@@ -57,11 +57,19 @@ class WeightsError(UserError):
 
 
 def is_pickle(path: str | Path) -> bool:
-    """True when the file starts like ``torch.save`` output (a zip or a pickle stream)."""
+    """True when the file starts like ``torch.save`` output (a zip or a pickle stream).
+
+    A safetensors file starts with its header's length (8 bytes, little-endian) and the
+    header's ``{``; a length whose low byte is 0x80 (one file in 256) would otherwise look
+    like a pickle's protocol byte.
+    """
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            head = f.read(9)
+            size = f.seek(0, 2)
     except OSError:
+        return False
+    if len(head) == 9 and head[8:9] == b"{" and 9 + int.from_bytes(head[:8], "little") <= size:
         return False
     return head.startswith(_PICKLE_MAGIC)
 

@@ -185,29 +185,55 @@ def load_model(store: Store, device: Device) -> LatencyModel:
     Before any calibration the scales are 1 and the nominal reference latency is the median of
     the reference samples taken while profiling.
     """
-    rows = store.latency_table(device.key)
+    return table_model(store, device.key, device.input_layout)
+
+
+def table_model(store: Store, key: str, input_layout: str) -> LatencyModel:
+    """The predictor of the device stored under ``key`` (see :func:`load_model`), whose
+    networks take their input in ``input_layout``."""
+    rows = store.latency_table(key)
     entries: dict[Item, float] = {}
     out_layouts: dict[Item, str] = {}
     for spec, rel, _, out_layout in rows:
         block = Block.from_dict({k: v for k, v in spec.items() if k not in ("in_shape", "layout")})
         c, h, w = spec["in_shape"]
-        key = (block, (c, h, w), spec["layout"])
-        entries[key], out_layouts[key] = rel, out_layout
-    fit = store.latest_latency_fit(device.key)
+        item = (block, (c, h, w), spec["layout"])
+        entries[item], out_layouts[item] = rel, out_layout
+    fit = store.latest_latency_fit(key)
     if fit is None:  # uncalibrated: the reference speed seen while profiling, scale 1
         ref_ms = statistics.median(r[2] for r in rows) if rows else 1.0
         scale, type_scales = 1.0, {}
     else:
         ref_ms, scale, type_scales = float(fit["ref_ms"]), float(fit["scale"]), fit["type_scales"]
     return LatencyModel(
-        device.key,
+        key,
         entries,
         out_layouts,
         ref_ms=ref_ms,
         scale=scale,
         type_scales=type_scales or {},
-        input_layout=device.input_layout,
+        input_layout=input_layout,
     )
+
+
+def predictions(store: Store, arch: Architecture) -> list[dict[str, Any]]:
+    """The architecture's predicted latency on every device the store has a table of: ms and
+    each block's share, or None where the table lacks one of its blocks (``archsearch latency
+    profile`` fills it)."""
+    out = []
+    for device in store.latency_devices():
+        if not device["entries"]:
+            continue
+        layout = "nhwc" if device["identity"].get("channels_last") else "nchw"
+        model = table_model(store, str(device["key"]), layout)
+        row: dict[str, Any] = {"device": device["key"], "device_name": device["name"]}
+        try:
+            row["block_ms"] = model.block_ms(arch)
+            row["predicted_ms"] = sum(row["block_ms"])
+        except MissingEntries:
+            row["predicted_ms"] = row["block_ms"] = None
+        out.append(row)
+    return out
 
 
 def measure_networks(

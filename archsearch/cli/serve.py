@@ -40,6 +40,13 @@ def serve(
             min=0, max=MAX_WORKERS, help="Processes that execute submitted runs (0: none)."
         ),
     ] = 1,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Execute submitted runs on Ray instead: auto, HOST:PORT, or local (--workers "
+            "runs at once)."
+        ),
+    ] = None,
     data_root: Annotated[
         Path | None,
         typer.Option(
@@ -57,7 +64,7 @@ def serve(
     import uvicorn
 
     from archsearch.service import ServiceSettings, create_app
-    from archsearch.service.runs import Workers
+    from archsearch.service.runs import RayWorkers, Workers
 
     token = token if token is not None else os.environ.get(TOKEN_VAR) or None
     if token is not None and len(token) < 8:
@@ -79,12 +86,15 @@ def serve(
         )
     sock = _bind(host, port)
     app = create_app(settings)
-    pool = Workers(app.state.store.url, workers)
+    url = app.state.store.url
+    pool = Workers(url, workers) if ray_address is None else RayWorkers(url, workers, ray_address)
     pool.start()
     bound = sock.getsockname()[1]
     err_console.print(
         f"archsearch serve: http://{host}:{bound}/ (API /api/v1, docs /docs), database "
-        f"{_shown(app.state.store.url)}, {workers} worker(s), writes "
+        f"{_shown(url)}, "
+        + (f"{workers} worker(s)" if ray_address is None else f"Ray at {ray_address}")
+        + ", writes "
         + ("need the token" if token else "disabled (no --token)"),
         soft_wrap=True,
     )

@@ -258,15 +258,24 @@ class LatencyModel:
 
     def predict(self, arch: Architecture, *, ref_ms: float | None = None) -> float:
         """Predicted latency (ms): corrected sum times the (nominal, if None) reference ms."""
-        total, layout, table = 0.0, self.input_layout, self._scaled
+        return sum(self.block_ms(arch, ref_ms=ref_ms))
+
+    def block_ms(self, arch: Architecture, *, ref_ms: float | None = None) -> list[float]:
+        """Each block's share of :meth:`predict` (ms), stem to head.
+
+        Raises:
+            MissingEntries: the table lacks a block (the first one missing is named).
+        """
+        out, layout, table = [], self.input_layout, self._scaled
+        scale = self.ref_ms if ref_ms is None else ref_ms
         for layer in arch.layers:
             key = (layer.block, layer.in_shape, layout)
             entry = table.get(key)
             if entry is None:
                 raise MissingEntries([key])
-            total += entry[0]
+            out.append(entry[0] * scale)
             layout = entry[1]
-        return total * (self.ref_ms if ref_ms is None else ref_ms)
+        return out
 
 
 @dataclass(frozen=True)

@@ -365,8 +365,9 @@ def _front(answer: Any) -> dict[str, Any]:
 
 
 def architecture(request: Request, digest: str) -> dict[str, Any]:
-    """An architecture: spec, exact costs, per-block costs, every stored score (per run) and
-    every whole-network latency measured for it."""
+    """An architecture: spec, exact costs, per-block costs, every stored score (per run), its
+    latency predicted on every device the store has a table of, and every whole-network
+    latency measured for it."""
     from archsearch.cost.counting import block_cost
     from archsearch.search.queries import arch_document
     from archsearch.spec import Architecture
@@ -386,42 +387,80 @@ def architecture(request: Request, digest: str) -> dict[str, Any]:
         }
         for layer in arch.layers
     ]
+    from archsearch.profiling import predictions
+
     return arch_document(
         arch,
         blocks=blocks_,
         trials=info.trials,
         latency=store.architecture_latencies(info.digest),
+        latency_predictions=predictions(store, arch),
     )
+
+
+_BUILDS = threading.Lock()
+"""TorchScript and ONNX exports build and trace the network: one at a time per server."""
+_FILES = {
+    "py": ("text/x-python", "py"),
+    "yaml": ("application/yaml", "yaml"),
+    "json": ("application/json", "json"),
+    "torchscript": ("application/octet-stream", "pt"),
+    "onnx": ("application/octet-stream", "onnx"),
+}
 
 
 def export(
     request: Request,
     digest: str,
-    format: Annotated[str, Query(max_length=16, description="py, yaml or json")] = "py",
+    format: Annotated[
+        str, Query(max_length=16, description="py, torchscript, onnx, yaml or json")
+    ] = "py",
     features_only: bool = False,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
-    """The architecture as a file: ``py`` (a PyTorch source file that imports only torch),
-    ``yaml`` or ``json`` (its spec). TorchScript and ONNX trace the network, which the CLI's
-    ``archsearch export`` does on the user's machine."""
+    """The architecture as a file, as ``archsearch export`` writes it: ``py`` (PyTorch
+    source that imports only torch), ``torchscript`` or ``onnx`` (the network built with
+    seeded random weights, traced and checked against torch; one build at a time), ``yaml``
+    or ``json`` (its spec)."""
+    import tempfile
+    from pathlib import Path
+
     from archsearch.spec import Architecture
 
+    if format not in _FILES:
+        raise UserError(f"format {format!r}: choose {', '.join(_FILES)}")
     info = _store(request).architecture(digest[:64])
     arch = Architecture.from_json(info.spec)
-    name = info.digest[:12]
+    media, suffix = _FILES[format]
+    body: str | bytes
     if format == "py":
         from archsearch.export import to_source
 
-        body, media, suffix = to_source(arch, features_only=features_only), "text/x-python", "py"
+        body = to_source(arch, features_only=features_only)
     elif format == "yaml":
-        body, media, suffix = arch.to_yaml(), "application/yaml", "yaml"
+        body = arch.to_yaml()
     elif format == "json":
-        body, media, suffix = arch.to_json(indent=2), "application/json", "json"
+        body = arch.to_json(indent=2)
     else:
-        raise UserError(f"format {format!r}: choose py, yaml or json")
+        import torch
+
+        from archsearch.build import build
+        from archsearch.export import to_onnx, to_torchscript
+
+        with _BUILDS, tempfile.TemporaryDirectory(prefix="archsearch-export-") as folder:
+            path = Path(folder) / f"network.{suffix}"
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                net = build(arch).eval()
+            if format == "torchscript":
+                to_torchscript(net, arch, path, features_only=features_only)
+            else:
+                to_onnx(net, arch, path, features_only=features_only)
+            body = path.read_bytes()
     return Response(
         body,
         media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{name}.{suffix}"'},
+        headers={"Content-Disposition": f'attachment; filename="{info.digest[:12]}.{suffix}"'},
     )
 
 

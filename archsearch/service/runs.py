@@ -160,6 +160,63 @@ def worker_loop(url: str, stop: Any) -> None:
         execute_run(url, run_id)
 
 
+class RayWorkers:
+    """Submitted runs executed on a Ray cluster instead: a thread of the service takes queued
+    runs and runs each as a Ray task (``n`` at once), as ``archsearch sweep`` does.
+
+    ``address``: ``auto`` (the cluster ``ray start`` started here), ``host:port``, or
+    ``local`` (a Ray started inside the service, with ``n`` CPUs).
+    """
+
+    def __init__(self, url: str, n: int, address: str) -> None:
+        import threading
+
+        self.url, self.n, self.address = url, max(n, 1), address
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="archsearch-ray", daemon=True)
+
+    def start(self) -> None:
+        """Connects to the cluster (raising a one-line UserError when nothing answers)."""
+        from archsearch.distributed import connect, worker_url
+
+        self.cluster = connect(self.address, num_cpus=self.n)
+        self.worker_url = worker_url(self.url, self.cluster)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        import ray
+
+        from archsearch.db import Store, worker_id
+        from archsearch.distributed.sweep import execute_run
+
+        remote = ray.remote(execute_run).options(num_cpus=1, max_retries=2)
+        store = Store(self.url)
+        pending: dict[Any, int] = {}
+        while not self.stop.is_set():
+            while len(pending) < self.n:
+                run_id = store.take_queued(QUEUE, f"ray:{worker_id()}")
+                if run_id is None:
+                    break
+                pending[remote.remote(self.worker_url, run_id)] = run_id
+            if not pending:
+                self.stop.wait(POLL_SECONDS)
+                continue
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            for ref in ready:
+                run_id = pending.pop(ref)
+                try:
+                    ray.get(ref)
+                except Exception as e:  # the task's worker died after every retry
+                    store.set_run_status(run_id, "failed", error=f"{type(e).__name__}: {e}")
+
+    def close(self, grace: float = 5.0) -> None:
+        import ray
+
+        self.stop.set()
+        self.thread.join(grace)
+        ray.shutdown()
+
+
 class Workers:
     """The service's worker processes (spawned, so that no thread or connection is shared)."""
 

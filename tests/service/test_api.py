@@ -99,7 +99,10 @@ def test_architecture_export_and_count(client: TestClient) -> None:
     assert "archsearch" not in source.text.split('"""', 2)[-1].split("import torch")[0]
     assert client.get(f"/api/v1/architectures/{digest}/export?format=json").json()["stem"]
     bad = client.get(f"/api/v1/architectures/{digest}/export?format=exe")
-    assert bad.status_code == 400 and "choose py, yaml or json" in bad.json()["error"]
+    assert (
+        bad.status_code == 400
+        and "choose py, yaml, json, torchscript, onnx" in bad.json()["error"]
+    )
     convnext = zoo.get("convnext_t")
     total = client.post("/api/v1/count", json=convnext.to_dict()).json()["total"]
     assert total["params"] == count(convnext).params and total["gflops"] == pytest.approx(
@@ -283,3 +286,57 @@ def test_one_thread_computes_a_missing_front_while_the_others_wait() -> None:
     for k in ("a", "b", "c"):
         remembered.get_or_compute(k, lambda: 0)
     assert list(remembered.items) == ["b", "c"]  # least recently used first out
+
+
+@pytest.mark.slow
+def test_torchscript_and_onnx_exports_load_elsewhere(sqlite_url: str, hybrid: Space) -> None:
+    import io
+
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    store = filled(sqlite_url, hybrid)
+    digest = store.pareto(1, [("macs", "min"), ("entropy", "max")])[0]["digest"]
+    with TestClient(create_app(ServiceSettings(db=sqlite_url))) as c:
+        scripted = c.get(f"/api/v1/architectures/{digest}/export?format=torchscript")
+        assert scripted.status_code == 200, scripted.text
+        assert scripted.headers["content-disposition"].endswith(f'{digest[:12]}.pt"')
+        module = torch.jit.load(io.BytesIO(scripted.content))
+        x = torch.randn(1, *hybrid.input_shape)
+        onnx = c.get(f"/api/v1/architectures/{digest}/export?format=onnx")
+        assert onnx.status_code == 200, onnx.text
+    session = ort.InferenceSession(onnx.content)
+    (y,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    np.testing.assert_allclose(y, module(x).detach().numpy(), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_architecture_page_predicts_latency_per_device(sqlite_url: str, hybrid: Space) -> None:
+    from archsearch.cost.devices import DEVICES
+    from archsearch.profiling import load_model
+    from tests.service.conftest import archsearch
+
+    tiny = str(Path(__file__).parents[1] / "fixtures" / "tiny_space.yaml")
+    done = archsearch("latency", "profile", "--space", tiny, "--db", sqlite_url)
+    assert done.returncode == 0, done.stderr
+    store = filled(sqlite_url, hybrid)
+    small = archsearch_space(tiny).sample(seed=0)
+    run = store.create_run(config(hybrid))
+    store.add_trials(run, [TrialRecord(small, count(small), {"entropy": 1.0})])
+    want = load_model(store, DEVICES.create("cpu")).predict(small)
+    with TestClient(create_app(ServiceSettings(db=sqlite_url))) as c:
+        got = c.get(f"/api/v1/architectures/{small.digest}").json()["latency_predictions"]
+        assert [p["device_name"] for p in got] == ["cpu"]
+        assert got[0]["predicted_ms"] == pytest.approx(want)
+        assert len(got[0]["block_ms"]) == len(small.layers)
+        assert sum(got[0]["block_ms"]) == pytest.approx(want)
+        other = store.results(1)[0]["digest"]  # a hybrid network: not in the tiny table
+        got = c.get(f"/api/v1/architectures/{other}").json()["latency_predictions"]
+        assert got[0]["predicted_ms"] is None
+
+
+def archsearch_space(path: str) -> Space:
+    from archsearch.spaces import load_space
+
+    return load_space(path)

@@ -75,3 +75,27 @@ def test_a_taken_port_is_one_line(sqlite_url: str) -> None:
         port = s.getsockname()[1]
         done = archsearch("serve", "--db", sqlite_url, "--workers", "0", "--port", str(port))
     assert one_line(done.returncode, done.stderr) and f"--port {port}" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
+def test_submitted_runs_run_on_ray(small_run_db: str) -> None:
+    from tests.service.conftest import start
+
+    served = start(small_run_db, "--workers", "1", "--ray-address", "local")
+    try:
+        made = served.post("/api/v1/runs", {"space": "hybrid", "score": "entropy", "trials": 8})
+        done = served.wait(
+            "the run on Ray",
+            lambda: (r := served.get(f"/api/v1/runs/{made['id']}"))["status"] == "finished" and r,
+            timeout=180,
+        )
+        assert done["trials"] == 8
+    finally:
+        served.process.terminate()
+        served.process.wait(60)
+
+
+def test_an_unreachable_ray_is_one_line(sqlite_url: str) -> None:
+    done = archsearch("serve", "--db", sqlite_url, "--port", "0", "--ray-address", "127.0.0.1:1")
+    assert one_line(done.returncode, done.stderr) and "127.0.0.1:1" in done.stderr, done.stderr

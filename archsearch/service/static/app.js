@@ -240,6 +240,8 @@ async function drawHistory(id) {
 async function archPage(digest) {
   const a = await api(`/architectures/${digest}`);
   const maxMacs = Math.max(...a.blocks.map((b) => b.macs), 1);
+  const timed = a.latency_predictions.find((l) => l.block_ms);
+  a.blocks.forEach((b, i) => { b.ms = timed ? timed.block_ms[i] : null; });
   const stages = {};
   for (const b of a.blocks) {
     const m = b.block.match(/^stages\[(\d+)\]/);
@@ -250,10 +252,15 @@ async function archPage(digest) {
     <div class="stage-name">${esc(name)}</div>${blocks.map((b) => `<div class="block"
     title="${esc(b.block)}" style="width:${8 + 150 * Math.sqrt(b.macs / maxMacs)}px">
     <b>${esc(b.type)}</b><br>${b.out_channels} ch, in ${b.in_shape[1]}×${b.in_shape[2]}<br>
-    ${fmt(b.macs)} MACs · ${fmt(b.params)} p</div>`).join("")}</div>`).join("");
+    ${fmt(b.macs)} MACs · ${fmt(b.params)} p${b.ms === null ? "" :
+      ` · ${b.ms.toFixed(3)} ms`}</div>`).join("")}</div>`).join("");
   const scores = a.trials.map((t) => `<tr><td><a href="#/runs/${t.run}">${t.run}</a></td>
     <td>${t.trial}</td><td>${esc(t.state)}</td><td>${Object.entries(t.scores || {}).map(
       ([k, v]) => `${esc(k)}=${fmt(v)}`).join(", ")}</td></tr>`).join("");
+  const predicted = a.latency_predictions.map((l) => `<tr><td>${esc(l.device_name)}</td>
+    <td><code>${esc(l.device.slice(0, 12))}</code></td><td>${l.predicted_ms === null ?
+      "– (a block is not in its table)" : fmt(l.predicted_ms)}</td></tr>`)
+    .join("");
   const latency = a.latency.map((l) => `<tr><td>${esc(l.device_name)}</td>
     <td>${fmt(l.median_ms)}</td><td>${fmt(l.predicted_ms)}</td><td>${esc(l.purpose)}</td>
     </tr>`).join("");
@@ -261,15 +268,22 @@ async function archPage(digest) {
     <p><code id="arch-digest">${esc(a.digest)}</code></p>
     <p>${fmt(a.cost.params)} parameters · ${gflops(a.cost.macs)} GFLOPs (1 FLOP = 1 MAC) ·
     ${fmt(a.cost.activations)} activations</p>
-    <p class="export">Export: ${["py", "yaml", "json"].map((f) =>
+    <p class="export">Export: ${[["py", "PyTorch source"], ["torchscript", "TorchScript"],
+      ["onnx", "ONNX"], ["yaml", "YAML"], ["json", "JSON"]].map(([f, name]) =>
       `<a class="button" id="export-${f}" href="${API}/architectures/${a.digest}/export?format=${f}">
-      ${f === "py" ? "PyTorch source" : f.toUpperCase()}</a>`).join(" ")}
-    <span class="hint">(TorchScript, ONNX: <code>archsearch export ${a.digest.slice(0, 12)}
-    --format onnx</code>)</span></p>
-    <h2>Stages and blocks</h2><div id="diagram">${diagram}</div>
+      ${name}</a>`).join(" ")}
+    <span class="hint">(TorchScript and ONNX with random weights, seed 0; trained weights:
+    <code>archsearch export ${a.digest.slice(0, 12)} --weights FILE</code>)</span></p>
+    <h2>Stages and blocks</h2><p class="hint">Boxes sized by MACs; input resolution;
+    ${timed ? `latency predicted on ${esc(timed.device_name)}` : "no latency table covers it"}.
+    </p><div id="diagram">${diagram}</div>
     <h2>Scores</h2><table><thead><tr><th>run</th><th>trial</th><th>state</th>
     <th>values</th></tr></thead><tbody>${scores || "<tr><td colspan=4>none</td></tr>"}
     </tbody></table>
+    <h2>Predicted latency</h2><table id="predicted"><thead><tr><th>device</th><th>key</th>
+    <th>ms</th></tr></thead><tbody>${predicted ||
+      "<tr><td colspan=3>no latency table (archsearch latency profile)</td></tr>"}</tbody>
+    </table>
     <h2>Measured latency</h2><table><thead><tr><th>device</th><th>measured ms</th>
     <th>predicted ms</th><th>purpose</th></tr></thead><tbody>${latency ||
       "<tr><td colspan=4>not measured</td></tr>"}</tbody></table>`);

@@ -478,6 +478,8 @@ def latency_table(
     """A device's table (paginated), its newest correction and its whole-network checks."""
     store = _store(request)
     entries = store.latency_entries(device)
+    if not entries and device not in {d["key"] for d in store.latency_devices()}:
+        raise ServiceError(404, f"device {device!r}: no latency table; see /api/v1/latency")
     return {
         "device": device,
         "total": len(entries),

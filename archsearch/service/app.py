@@ -137,7 +137,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError) -> Response:
         first = e.errors()[0] if e.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        if first.get("type") == "json_invalid":
+            return _error(400, "body: not valid JSON; send a JSON document")
+        where = ".".join(
+            str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")
+        )
         return _error(400, f"{where or 'request'}: {first.get('msg', 'invalid')}")
 
     @app.exception_handler(StarletteHTTPException)

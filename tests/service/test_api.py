@@ -110,6 +110,11 @@ def test_architecture_export_and_count(client: TestClient) -> None:
     )
     as_text = client.post("/api/v1/count", json=convnext.to_yaml()).json()["total"]
     assert as_text["macs"] == count(convnext).macs
+    for text in ("not json", "[" * 100_000 + "]" * 100_000):
+        bad = client.post(
+            "/api/v1/count", content=text, headers={"content-type": "application/json"}
+        )
+        assert bad.status_code == 400 and "\n" not in bad.json()["error"]
     broken = client.post("/api/v1/count", json={"stem": {"type": "nope"}})
     assert broken.status_code == 400 and "\n" not in broken.json()["error"]
 
@@ -128,6 +133,8 @@ def test_architecture_export_and_count(client: TestClient) -> None:
         ("/api/v1/pareto?runs=1,7", 400, "there is no run 7"),
         ("/api/v1/pareto", 400, "choose the runs"),
         ("/api/v1/nothing", 404, "Not Found"),
+        ("/api/v1/runs/abc", 400, "run_id: Input should be a valid integer"),
+        ("/api/v1/latency/unknown", 404, "device 'unknown': no latency table"),
     ],
 )
 def test_errors_are_one_json_line(

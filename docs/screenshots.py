@@ -2,7 +2,8 @@
 
 Makes a database with two short runs and a latency table of the small test space, starts
 ``archsearch serve`` on a free port and saves one screenshot of each page: the runs list, a
-run (Pareto scatter with the zoo, history), an architecture, a device's latency page.
+run (Pareto scatter with the zoo, history), an architecture (one the latency table covers,
+with each block's predicted latency), a device's latency page.
 
     python docs/screenshots.py        (make screenshots; about 3 minutes)
 """
@@ -68,9 +69,7 @@ def main() -> None:
         wait.until(lambda d: d.find_element(By.ID, "pareto").get_attribute("data-front"))
         time.sleep(2)
         browser.save_screenshot(str(OUT / "dashboard-run.png"))
-        digest = browser.execute_script(
-            "return document.getElementById('pareto').data[1].customdata[3]"
-        )
+        digest = _timed_network(db, device)  # a network its latency table covers
         browser.get(f"{base}/#/arch/{digest}")
         wait.until(lambda d: d.find_elements(By.ID, "diagram"))
         time.sleep(1)
@@ -83,6 +82,12 @@ def main() -> None:
         browser.quit()
         serve.terminate()
     print("saved docs/img/dashboard-{runs,run,architecture,latency}.png")
+
+
+def _timed_network(db: str, device: str) -> str:
+    from archsearch.db import Store
+
+    return str(Store(db).network_latencies(device)[-1]["digest"])
 
 
 def _device_key(db: str) -> str:

@@ -73,3 +73,8 @@ class Evaluator(ABC):
     def config(self) -> dict[str, object]:
         """The options this evaluator was created with (stored with the run)."""
         return {}
+
+    def notes(self) -> list[str]:
+        """What a run should tell the user about this evaluator before it starts (e.g. the
+        device it trains on)."""
+        return []

@@ -39,6 +39,67 @@ if TYPE_CHECKING:
 
 AUGMENTS = ("crop+flip", "crop", "flip", "none")
 HOLDOUTS = ("val", "test")
+PRECISIONS = ("fp32", "bf16", "fp16")
+"""``bf16``/``fp16``: mixed precision (autocast; fp16 with a gradient scaler, CUDA only)."""
+RESIDENT_BYTES = 4 * 1024**3
+"""A training set up to this size (as float32) is copied to the accelerator once."""
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """The device to train on: ``auto`` (or None) is CUDA when torch sees a GPU, else the CPU;
+    ``cpu``, ``cuda`` or ``cuda:N`` as given.
+
+    Raises:
+        UserError: CUDA asked for where torch sees none, or another name.
+    """
+    import torch
+
+    wanted = (name or "auto").strip().lower()
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted == "cpu":
+        return torch.device("cpu")
+    if wanted == "cuda" or (wanted.startswith("cuda:") and wanted[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"device {name}: torch sees no CUDA GPU here (torch.cuda.is_available() is "
+                "False); use device=cpu, or device=auto to take a GPU only where there is one"
+            )
+        index = int(wanted[5:]) if ":" in wanted else 0
+        if index >= torch.cuda.device_count():
+            raise UserError(
+                f"device {name}: torch sees {torch.cuda.device_count()} GPU(s), numbered from 0"
+            )
+        return torch.device("cuda", index)
+    raise UserError(f"device {name!r}: use auto, cpu, cuda or cuda:N")
+
+
+def describe_device(device: torch.device) -> str:
+    """``cpu`` or ``cuda:0 (NVIDIA H200)``: what a run states and stores."""
+    import torch
+
+    if device.type == "cuda":
+        index = device.index if device.index is not None else 0
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(device)
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    """The autocast context of ``precision`` on ``device`` (a no-op for fp32).
+
+    Raises:
+        UserError: fp16 on the CPU (bf16 is the CPU's mixed precision).
+    """
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError("precision fp16: needs a CUDA device; on the CPU use precision=bf16")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def normalise(x: torch.Tensor, ds: Dataset) -> torch.Tensor:
@@ -87,6 +148,9 @@ class Recipe:
     eval_size: int | None = None
     bn_batches: int = 20
     seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, object, bool, str]] = [
@@ -114,6 +178,12 @@ class Recipe:
             ),
             ("eval_size", self.eval_size, self.eval_size is None or self.eval_size >= 1, ">= 1"),
             ("bn_batches", self.bn_batches, self.bn_batches >= 0, "0 or more"),
+            (
+                "precision",
+                self.precision,
+                self.precision in PRECISIONS,
+                f"one of {', '.join(PRECISIONS)}",
+            ),
         ]
         check_ranges(checks)
 
@@ -173,8 +243,16 @@ def train(
         keep = np.sort(rng.choice(len(y_eval), recipe.eval_size, replace=False))
         x_eval, y_eval = x_eval[keep], y_eval[keep]
 
+    device = resolve_device(recipe.device)
+    amp = autocast(device, recipe.precision)  # checked before any work
+    fmt = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=fmt)  # type: ignore[call-overload]
     x_train = normalise(torch.from_numpy(np.ascontiguousarray(ds.x[train_idx])), ds)
     y_train = torch.from_numpy(ds.y[train_idx])
+    if device.type != "cpu" and x_train.numel() * 4 <= RESIDENT_BYTES:
+        x_train, y_train = x_train.to(device), y_train.to(device)  # resident: no copy per step
     n = len(y_train)
     bs = min(recipe.batch_size, n)
     per_epoch = max(1, n // bs)  # the last partial batch is dropped: BN needs > 1 image
@@ -189,7 +267,8 @@ def train(
         warmup=recipe.warmup,
         total=total,
     )
-    g = torch.Generator().manual_seed(recipe.seed)
+    g = torch.Generator().manual_seed(recipe.seed)  # on the CPU: the same draws everywhere
+    scaler = torch.amp.GradScaler(device.type, enabled=recipe.precision == "fp16")
     pad = max(1, ds.shape[1] // 8)
     model.train()
     step = 0
@@ -203,23 +282,33 @@ def train(
             ):
                 total = step
                 break
-            idx = order[i * bs : (i + 1) * bs]
+            idx = order[i * bs : (i + 1) * bs].to(x_train.device)
             xb = augment(x_train[idx], recipe.augment, pad, g)
-            loss = F.cross_entropy(model(xb), y_train[idx], label_smoothing=recipe.label_smoothing)
+            xb = xb.to(device, memory_format=fmt, non_blocking=True)
+            with amp:
+                logits = model(xb)
+            loss = F.cross_entropy(
+                logits.float(), y_train[idx].to(device), label_smoothing=recipe.label_smoothing
+            )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             losses.append(float(loss.detach()))
             step += 1
             if on_step is not None:
                 on_step(step, total)
         if on_epoch is not None and step < total and step % per_epoch == 0:
-            accuracy, eval_loss = evaluate_accuracy(model, x_eval, y_eval, ds)
+            accuracy, eval_loss = evaluate_accuracy(
+                model, x_eval, y_eval, ds, device=device, precision=recipe.precision
+            )
             model.train()
             on_epoch(step // per_epoch, {"accuracy": accuracy, "loss": eval_loss})
     recalibrate_bn(model, x_train, recipe.bn_batches, bs, g)
-    accuracy, eval_loss = evaluate_accuracy(model, x_eval, y_eval, ds)
+    accuracy, eval_loss = evaluate_accuracy(
+        model, x_eval, y_eval, ds, device=device, precision=recipe.precision
+    )
     return TrainResult(
         accuracy=accuracy,
         loss=eval_loss,
@@ -280,10 +369,11 @@ def recalibrate_bn(
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches below
     model.train()
-    order = torch.randperm(len(x), generator=g)
+    order = torch.randperm(len(x), generator=g).to(x.device)
+    device = next(model.parameters()).device
     with torch.no_grad():
         for i in range(min(batches, max(1, len(x) // batch_size))):
-            model(x[order[i * batch_size : (i + 1) * batch_size]])
+            model(x[order[i * batch_size : (i + 1) * batch_size]].to(device))
     for m, momentum in zip(bns, momenta, strict=True):
         m.momentum = momentum
 
@@ -294,27 +384,44 @@ def augment(x: torch.Tensor, kind: str, pad: int, g: torch.Generator) -> torch.T
     import torch.nn.functional as F
 
     n, _, h, w = x.shape
+    on = x.device  # the draws come from the CPU generator ``g``: the same on every device
     if "crop" in kind:
         padded = F.pad(x, (pad, pad, pad, pad))
-        dy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-        dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-        rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).view(n, 1, h, 1)
-        cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).view(n, 1, 1, w)
-        batch = torch.arange(n).view(n, 1, 1, 1)
-        chans = torch.arange(x.shape[1]).view(1, -1, 1, 1)
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(on)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(on)
+        rows = (dy.view(n, 1) + torch.arange(h, device=on).view(1, h)).view(n, 1, h, 1)
+        cols = (dx.view(n, 1) + torch.arange(w, device=on).view(1, w)).view(n, 1, 1, w)
+        batch = torch.arange(n, device=on).view(n, 1, 1, 1)
+        chans = torch.arange(x.shape[1], device=on).view(1, -1, 1, 1)
         x = padded[batch, chans, rows, cols]
     if "flip" in kind:
-        flip = torch.rand(n, generator=g) < 0.5
+        flip = (torch.rand(n, generator=g) < 0.5).to(on)
         x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
     return x
 
 
 def evaluate_accuracy(
-    model: nn.Module, x: Any, y: Any, ds: Dataset, *, batch: int = 500
+    model: nn.Module,
+    x: Any,
+    y: Any,
+    ds: Dataset,
+    *,
+    batch: int = 500,
+    device: torch.device | None = None,
+    precision: str = "fp32",
 ) -> tuple[float, float]:
-    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on raw images ``x``, labels ``y``."""
+    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on raw images ``x``, labels ``y``
+    (on ``device``, the CPU by default, in ``precision``)."""
     model.eval()
-    return accuracy_of(model, x, y, ds, batch=batch)
+    if device is None or (device.type == "cpu" and precision == "fp32"):
+        return accuracy_of(model, x, y, ds, batch=batch)
+    amp = autocast(device, precision)
+
+    def forward(xb: torch.Tensor) -> torch.Tensor:
+        with amp:
+            return model(xb.to(device, non_blocking=True)).float().cpu()
+
+    return accuracy_of(forward, x, y, ds, batch=batch)
 
 
 def accuracy_of(
@@ -347,6 +454,15 @@ class Train(Evaluator):
         epochs, steps, time_limit, batch_size, lr, weight_decay, warmup, label_smoothing,
         augment, holdout, val_fraction, train_size, eval_size, seed: The :class:`Recipe`.
         threads: torch's intra-op threads during training (default: torch's choice).
+        device: ``auto`` (CUDA where torch sees a GPU, else the CPU), ``cpu``, ``cuda`` or
+            ``cuda:N``; the run states the device it resolved to. precision: ``fp32``,
+            ``bf16`` (autocast) or ``fp16`` (autocast and a gradient scaler; CUDA only).
+            channels_last: train with channels-last tensors (faster convolutions on GPUs).
+
+    Determinism: on the CPU the same seed gives the same accuracy bit for bit (same machine
+    and thread count). On a GPU the random draws are the same (they come from a CPU
+    generator), but cuDNN and atomic reductions make results reproducible only to within
+    noise unless ``torch.use_deterministic_algorithms(True)`` is set by the caller.
     """
 
     name = "train"
@@ -374,6 +490,8 @@ class Train(Evaluator):
                 f"{', '.join(sorted(self.option_names()))}"
             )
         self.recipe = Recipe(**recipe)
+        self.device = resolve_device(self.recipe.device)  # a missing GPU is said before a run
+        autocast(self.device, self.recipe.precision)
         self.data = absolute_ref(data)
         self.threads = threads
         self.dataset = load_dataset(data)
@@ -383,6 +501,11 @@ class Train(Evaluator):
     @classmethod
     def option_names(cls) -> frozenset[str]:
         return frozenset({"data", "threads", *Recipe.__dataclass_fields__})
+
+    def notes(self) -> list[str]:
+        r = self.recipe
+        layout = ", channels-last" if r.channels_last else ""
+        return [f"train: on {describe_device(self.device)}, {r.precision}{layout}"]
 
     def _reporter(self, label: str) -> StepCallback | None:
         report = self.on_step

@@ -158,6 +158,7 @@ def configure(
             continue
         initial.append(arch)
     notes += _table_notes(space, evaluators)
+    notes += [n for ev in evaluators for n in ev.notes()]
     options = {**(strategy_options or {}), "seed": seed, "init": [a.to_json() for a in initial]}
     return Search(
         space=space,

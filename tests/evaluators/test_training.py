@@ -144,3 +144,56 @@ def test_bn_statistics_are_recalibrated_after_training() -> None:
     torch.testing.assert_close(bn.running_mean, x.mean().view(1), rtol=0, atol=1e-4)
     recalibrate_bn(model, x + 10, 0, 32, torch.Generator())  # 0 batches: left alone
     torch.testing.assert_close(bn.running_mean, x.mean().view(1), rtol=0, atol=1e-4)
+
+
+NO_CUDA = not torch.cuda.is_available()
+
+
+def test_devices_resolve_and_a_missing_gpu_is_one_line() -> None:
+    from archsearch.evaluators.training import resolve_device
+
+    assert resolve_device("auto").type == ("cpu" if NO_CUDA else "cuda")
+    assert resolve_device(None) == resolve_device("auto")
+    assert resolve_device("CPU").type == "cpu"
+    with pytest.raises(UserError, match="device 'gpu': use auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+    if NO_CUDA:
+        with pytest.raises(UserError, match="device cuda: torch sees no CUDA GPU.*device=cpu"):
+            resolve_device("cuda")
+    with pytest.raises(UserError, match="cuda:99"):
+        resolve_device("cuda:99")
+
+
+def test_device_cpu_is_the_default_here_bit_for_bit_and_mixed_precision_trains(
+    easy: str,
+) -> None:
+    def run(**options: object) -> dict[str, float]:
+        ev = EVALUATORS.create("train", data=easy, epochs=2, batch_size=32, **options)
+        return ev.evaluate([convnet(8)])[0]
+
+    base = run()
+    if NO_CUDA:  # auto is the CPU here: the very same numbers
+        cpu = run(device="cpu")
+        assert (cpu["accuracy"], cpu["loss"]) == (base["accuracy"], base["loss"])
+    bf16 = run(device="cpu", precision="bf16")
+    assert bf16["accuracy"] >= 80.0 and np.isfinite(bf16["loss"])
+    last = run(device="cpu", channels_last=True)
+    assert abs(last["accuracy"] - base["accuracy"]) <= 5.0
+    with pytest.raises(UserError, match="precision fp16: needs a CUDA device"):
+        EVALUATORS.create("train", data=easy, device="cpu", precision="fp16")
+    with pytest.raises(UserError, match="precision"):
+        EVALUATORS.create("train", data=easy, precision="fp8")
+    ev = EVALUATORS.create("train", data=easy, device="cpu", precision="bf16")
+    assert ev.notes() == ["train: on cpu, bf16"]
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="a CUDA GPU is visible: the refusal cannot happen")
+def test_cli_refuses_cuda_without_a_gpu_in_one_line(easy: str, tmp_path: Path) -> None:
+    from tests.cli.test_cli import invoke
+    from tests.cli.test_hardening import one_line
+
+    code, _, err = invoke(
+        "run", "--space", "hybrid-small", "--score", "train", "--data", easy,
+        "-S", "device=cuda", "--trials", "1", db=f"sqlite:///{tmp_path / 'a.db'}",
+    )  # fmt: skip
+    assert one_line(code, err) and "device cuda: torch sees no CUDA GPU" in err, err

@@ -45,7 +45,9 @@ def register(writes: APIRouter) -> None:
 
 
 def _check_files(settings: Any, service: ServiceSettings) -> None:
-    """Refuses a space that is not built in, and files outside the data root."""
+    """Refuses a space that is not built in, and files outside the data root; a file under it
+    is made absolute (``npz:x.npz`` -> ``npz:/root/x.npz``). Zoo networks (``init zoo:NAME``)
+    and stored supernets (``supernet 3``) name no file."""
     from archsearch.search.settings import _strings
     from archsearch.spaces import list_spaces
 
@@ -55,17 +57,35 @@ def _check_files(settings: Any, service: ServiceSettings) -> None:
             f"{', '.join(list_spaces())}"
         )
     root = Path(service.data_root).resolve() if service.data_root else None
+
+    def under_root(name: str, value: str) -> str:
+        kind, sep, rest = value.partition(":") if name == "data" else ("", "", value)
+        if name == "data" and not sep:
+            kind, rest = "", value
+        if root is None:
+            raise UserError(
+                f"{name} {value!r}: this service reads no files (start it with --data-root "
+                "to allow files under a folder)"
+            )
+        path = (root / rest).resolve()
+        if not path.is_relative_to(root):
+            raise UserError(f"{name} {value!r}: give a path under the service's data root")
+        return f"{kind}:{path}" if kind else str(path)
+
     for name in _FILE_SETTINGS:
-        for value in _strings(getattr(settings, name)):
-            if root is None:
-                raise UserError(
-                    f"{name} {value!r}: this service reads no files (start it with --data-root "
-                    "to allow files under a folder)"
-                )
-            path = (root / value).resolve()
-            if not path.is_relative_to(root):
-                raise UserError(f"{name} {value!r}: give a path under the service's data root")
-            setattr(settings, name, str(path) if name != "init" else settings.init)
+        values = _strings(getattr(settings, name))
+        if name == "init":  # init zoo:a,spec.yaml names several
+            values = [p.strip() for v in values for p in v.split(",") if p.strip()]
+        if not values:
+            continue
+        fixed = [
+            v
+            if (name == "init" and v.startswith("zoo:")) or (name == "supernet" and v.isdigit())
+            else under_root(name, v)
+            for v in values
+        ]
+        single = isinstance(getattr(settings, name), str) and name != "init"
+        setattr(settings, name, fixed[0] if single else fixed)
 
 
 def submit(request: Request, body: dict[str, Any]) -> dict[str, Any]:

@@ -347,3 +347,38 @@ def archsearch_space(path: str) -> Space:
     from archsearch.spaces import load_space
 
     return load_space(path)
+
+
+def test_files_of_a_submitted_run_resolve_under_the_data_root(
+    sqlite_url: str, hybrid: Space, tmp_path: Path
+) -> None:
+    from tests.evaluators.test_training import easy_task
+
+    filled(sqlite_url, hybrid)
+    root = tmp_path / "data"
+    root.mkdir()
+    easy_task(root / "easy.npz")
+    app = create_app(ServiceSettings(db=sqlite_url, token=TOKEN, data_root=str(root)))
+    with TestClient(app) as c:
+        seeded = c.post(  # a zoo network names no file
+            "/api/v1/runs",
+            json={"space": "hybrid", "score": "entropy", "init": "zoo:efficientformer_l1"},
+            headers=AUTH,
+        )
+        assert seeded.status_code == 201, seeded.text
+        trains = c.post(
+            "/api/v1/runs",
+            json={"space": "hybrid-small", "score": "train", "data": "npz:easy.npz", "trials": 2},
+            headers=AUTH,
+        )
+        assert trains.status_code == 201, trains.text
+        stored = trains.json()["settings"]["evaluators"]["train"]["data"]
+        assert stored == f"npz:{root / 'easy.npz'}"
+        sneaky = c.post(
+            "/api/v1/runs",
+            json={"space": "hybrid", "init": "zoo:convnext_t,/etc/passwd"},
+            headers=AUTH,
+        )
+        assert (
+            sneaky.status_code == 400 and "under the service's data root" in sneaky.json()["error"]
+        )

@@ -34,7 +34,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +278,21 @@ def bench(url: str, label: str, sizes: list[int], repeats: int) -> None:
     under_writes(url, big, repeats)
 
 
+@contextmanager
+def fresh_postgres(admin_url: str, prefix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -290,15 +306,8 @@ def main() -> None:
         bench(f"sqlite:///{folder}/frontier.db", "SQLite", sizes, args.repeats)
     if args.no_postgres:
         return
-    admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-    name = f"archsearch_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        bench(args.postgres.rsplit("/", 1)[0] + f"/{name}", "PostgreSQL", sizes, args.repeats)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres(args.postgres, "archsearch_bench") as url:
+        bench(url, "PostgreSQL", sizes, args.repeats)
 
 
 if __name__ == "__main__":

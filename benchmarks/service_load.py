@@ -23,19 +23,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from sqlalchemy import create_engine
 
 from archsearch.cost import count
 from archsearch.db import RunConfig, Store, TrialRecord
 from archsearch.spaces import load_space
 
 sys.path.insert(0, str(Path(__file__).parent))
-from frontier import WRITER, load
+from frontier import WRITER, fresh_postgres, load
 
 
 def real_run(url: str) -> list[str]:
@@ -153,16 +150,8 @@ def main() -> None:
         bench(f"sqlite:///{folder}/load.db", "SQLite", args.clients, args.requests, args.writing)
     if args.no_postgres:
         return
-    admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-    name = f"archsearch_load_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        url = args.postgres.rsplit("/", 1)[0] + f"/{name}"
+    with fresh_postgres(args.postgres, "archsearch_load") as url:
         bench(url, "PostgreSQL", args.clients, args.requests, args.writing)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ def serve(
     """
     import uvicorn
 
+    from archsearch.db import display_url
     from archsearch.service import ServiceSettings, create_app
     from archsearch.service.runs import RayWorkers, Workers
 
@@ -92,7 +93,7 @@ def serve(
     bound = sock.getsockname()[1]
     err_console.print(
         f"archsearch serve: http://{host}:{bound}/ (API /api/v1, docs /docs), database "
-        f"{_shown(url)}, "
+        f"{display_url(url)}, "
         + (f"{workers} worker(s)" if ray_address is None else f"Ray at {ray_address}")
         + ", writes "
         + ("need the token" if token else "disabled (no --token)"),
@@ -103,12 +104,6 @@ def serve(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         pool.close()
-
-
-def _shown(url: str) -> str:
-    from archsearch.db import display_url
-
-    return display_url(url)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -178,7 +178,8 @@ def _concat(rows: Sequence[_Batch]) -> _Packed:
     ids = np.empty(total, dtype=np.int64)
     archs = np.empty(total, dtype=np.int64)
     costs = np.empty((len(COSTS), total), dtype=np.int64)
-    values = np.full((len(metrics), total), np.nan)
+    read_values = any(r.metric_values is not None for r in rows)
+    values = np.full((len(metrics) if read_values else 0, total), np.nan)
     at = 0
     for r in rows:
         end = at + r.n

@@ -377,6 +377,18 @@ class RunsStore(ArchitecturesStore):
             raise self._no_run(run_id)
         return runs[0]
 
+    def run_config(self, run_id: int) -> RunConfig:
+        """The run's settings alone (:meth:`get_run` also counts its trials: a pass over them).
+
+        Raises:
+            StoreError: no such run.
+        """
+        with self.session() as s:
+            run = s.get(RunModel, run_id) if _fits(run_id) else None
+            if run is None:
+                raise self._no_run(run_id)
+            return _config(run)
+
     def delete_run(self, run_id: int) -> Deleted:
         """Deletes a run with its trials, scores and intermediate values, in one transaction.
 
@@ -430,11 +442,10 @@ class RunsStore(ArchitecturesStore):
                     .group_by(TrialModel.run_id, TrialModel.state)
                 )
                 counts = {(rid, state): n for rid, state, n in rows}
-            fields = RunConfig.__dataclass_fields__
             return [
                 RunInfo(
                     id=r.id,
-                    config=RunConfig(**{k: getattr(r, k) for k in fields}),
+                    config=_config(r),
                     status=r.status,
                     created_at=r.created_at,
                     finished_at=r.finished_at,
@@ -950,6 +961,10 @@ class RunsStore(ArchitecturesStore):
             rec["runs"] = ",".join(map(str, rec["runs"]))
             out.append(rec)
         return out
+
+
+def _config(run: RunModel) -> RunConfig:
+    return RunConfig(**{k: getattr(run, k) for k in RunConfig.__dataclass_fields__})
 
 
 _CHUNK = 10_000

@@ -78,11 +78,11 @@ def front(
         UserError: the runs, objectives or filter are not valid for the store.
     """
     ids = select_runs(store, run=run, runs=runs, sweep=sweep, space=space, all_runs=all_runs)
-    newest = store.get_run(max(ids))
+    newest = store.run_config(max(ids))
     objs = run_objectives(store, ids, objectives)
     names = list(dict(objs))
     if run is not None:
-        expr = run_filter(newest.config, where, walk=walk)
+        expr = run_filter(newest, where, walk=walk)
         metrics = store.metrics(run)
         front = store.pareto(run, objs, where=expr, extra=metrics)
         lead = ["trial"]
@@ -102,7 +102,7 @@ def front(
         "digest",
     ]
     if with_zoo:
-        front = with_zoo_points(newest.config, front, objs, expr)
+        front = with_zoo_points(newest, front, objs, expr)
         columns.insert(len(lead), "zoo")
     return Front(
         front,
@@ -182,7 +182,7 @@ def _front_across(
     number of architectures the runs hold (after the filters)."""
     metrics = sorted(set().union(*(store.metrics(i) for i in ids)))
     expr = parse_expr(where) if where else None
-    filters = {i: run_filter(store.get_run(i).config, None, walk=walk) for i in ids}
+    filters = {i: run_filter(store.run_config(i), None, walk=walk) for i in ids}
     front, n = store.pareto_across(ids, objectives, filters=filters, where=expr, extra=metrics)
     return front, metrics, expr, n
 
@@ -201,11 +201,11 @@ def run_objectives(
             "or leave it out for the run's own"
         )
     ids = [runs] if isinstance(runs, int) else list(runs)
-    info = store.get_run(max(ids))
+    config = store.run_config(max(ids))
     # metrics stored by the runs (a table's columns) are objectives too
     stored = {m: Metric(m, guess_direction(m)) for i in ids for m in store.metrics(i)}
     known = {**stored, **known_metrics()}
-    text = objectives or info.config.objectives
+    text = objectives or config.objectives
     objs: list[tuple[str, str]] = [
         (o.name, o.direction) for o in parse_objectives(text, extra=known)
     ]

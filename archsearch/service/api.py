@@ -504,8 +504,8 @@ def count(
     total, with DeepMAD's entropy; the CLI's one-line message when the spec is invalid."""
     import json
 
+    from archsearch.cost import FLOP_CONVENTION, count_layers
     from archsearch.cost import count as count_arch
-    from archsearch.cost import count_layers
     from archsearch.evaluators import deepmad_entropy
     from archsearch.files import parse_yaml
     from archsearch.spec import Architecture
@@ -518,8 +518,6 @@ def count(
     arch = Architecture.from_json(json.dumps(spec))
     total = count_arch(arch)
     stats = deepmad_entropy(arch)
-    from archsearch.cost import FLOP_CONVENTION
-
     return {
         "digest": arch.digest,
         "summary": arch.summary(),

@@ -546,6 +546,7 @@ def _report(
     id, its outcome and the front (full digests); with ``-f csv`` the front's rows, each with
     the run id."""
     from archsearch.db import display_url
+    from archsearch.db.architectures import COST_NAMES
 
     objectives = [(o.name, o.direction) for o in search.objectives]
     if "macs" not in dict(objectives):
@@ -554,7 +555,11 @@ def _report(
 
     metrics = store.metrics(outcome.run_id)
     where = within_target(search.run_config())  # a walk's networks on the way left out
-    front = store.pareto(outcome.run_id, objectives, where=where, extra=metrics)
+    # a run whose every trial failed stored no objective: its front is empty, not an error
+    stored = all(n in COST_NAMES or n in metrics for n, _ in objectives)
+    front = []
+    if stored:
+        front = store.pareto(outcome.run_id, objectives, where=where, extra=metrics)
     columns = [
         "trial",
         *dict(objectives),

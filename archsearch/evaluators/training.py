@@ -55,6 +55,7 @@ def resolve_device(name: str | None) -> torch.device:
     import torch
 
     wanted = (name or "auto").strip().lower()
+    shown = repr(name if name is None or len(name) <= 40 else name[:37] + "...")
     if wanted == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if wanted == "cpu":
@@ -62,16 +63,17 @@ def resolve_device(name: str | None) -> torch.device:
     if wanted == "cuda" or (wanted.startswith("cuda:") and wanted[5:].isdigit()):
         if not torch.cuda.is_available():
             raise UserError(
-                f"device {name}: torch sees no CUDA GPU here (torch.cuda.is_available() is "
+                f"train device {name}: torch sees no CUDA GPU here (torch.cuda.is_available() is "
                 "False); use device=cpu, or device=auto to take a GPU only where there is one"
             )
         index = int(wanted[5:]) if ":" in wanted else 0
         if index >= torch.cuda.device_count():
             raise UserError(
-                f"device {name}: torch sees {torch.cuda.device_count()} GPU(s), numbered from 0"
+                f"train device {name}: torch sees {torch.cuda.device_count()} GPU(s), "
+                "numbered from 0"
             )
         return torch.device("cuda", index)
-    raise UserError(f"device {name!r}: use auto, cpu, cuda or cuda:N")
+    raise UserError(f"train device {shown}: use auto, cpu, cuda or cuda:N")
 
 
 def describe_device(device: torch.device) -> str:
@@ -183,6 +185,12 @@ class Recipe:
                 self.precision,
                 self.precision in PRECISIONS,
                 f"one of {', '.join(PRECISIONS)}",
+            ),
+            (
+                "channels_last",
+                self.channels_last,
+                isinstance(self.channels_last, bool),
+                "true or false",
             ),
         ]
         check_ranges(checks)

@@ -197,3 +197,20 @@ def test_cli_refuses_cuda_without_a_gpu_in_one_line(easy: str, tmp_path: Path) -
         "-S", "device=cuda", "--trials", "1", db=f"sqlite:///{tmp_path / 'a.db'}",
     )  # fmt: skip
     assert one_line(code, err) and "device cuda: torch sees no CUDA GPU" in err, err
+
+
+def test_channels_last_takes_a_boolean_only(easy: str) -> None:
+    with pytest.raises(UserError, match="channels_last: 'maybe' is out of range; it must be true"):
+        EVALUATORS.create("train", data=easy, channels_last="maybe")
+
+
+def test_a_run_whose_every_trial_fails_reports_an_empty_front(easy: str, tmp_path: Path) -> None:
+    from tests.cli.test_cli import invoke
+
+    # 8x8 images are too small for hybrid-small's four downsamplings: every trial fails
+    code, out, err = invoke(
+        "run", "--space", "hybrid-small", "--score", "train", "--data", easy, "--trials", "2",
+        db=f"sqlite:///{tmp_path / 'a.db'}",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "2 trials stored" in out and "error" not in err

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-supernet bench-zoo bench-frontier bench-service plots screenshots clean
+.PHONY: install run test test-fast lint pytest fuzz bench bench-startup bench-latency bench-deepmad bench-proxy bench-search bench-ray bench-accel bench-supernet bench-zoo bench-frontier bench-service plots screenshots clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -60,7 +60,10 @@ bench-search: $(STAMP)
 		--latency-column lat_ms_raspi4 --latency 25.68ms --trials 100,300 --seeds 20
 	$(BIN)/archsearch bench search --space nb201 --table $(NB201) \
 		--objectives cifar10_test:max,lat_ms_pixel3:min --trials 100,500 --seeds 20 \
-		--strategies random,evolution,optuna:nsga2
+		--strategies random,evolution,optuna:nsga2,optuna:tpe
+
+bench-accel: $(STAMP)
+	$(BIN)/python benchmarks/accelerators.py --data $(FASHION_MNIST) --latency --out accelerators.json
 
 bench-supernet: $(STAMP)
 	$(BIN)/python benchmarks/supernet_ranking.py --data $(FASHION_MNIST) --out supernet_ranking.json

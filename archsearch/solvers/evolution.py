@@ -4,6 +4,16 @@
   Search", AAAI 2019. A population of the ``population`` most recent results; each child is a
   mutation of the best of ``sample_size`` members drawn at random (tournament); the oldest
   member dies when a child joins.
+
+  Two additions, measured on NAS-Bench-201 under a latency bound (README, "Search quality"):
+  *constraint-aware mutation*: where the problem has bounds (budget, constraints), each child
+  is the one of ``candidates`` feasible mutations (and each random member of the initial
+  population the one of ``init_candidates`` samples) that lies closest to its binding bound,
+  since the best networks under a bound tend to use most of it; and, after ``restart_after``
+  evaluations without a better result, a *polish* of the best so far: the members within two
+  changes of it, closest to the bound first, ``polish`` at a time, until one improves on it
+  (evolution goes on from there) or none is left, when the population *restarts* with new
+  random members (the best found stays in the run's results, not in the population).
 * Several objectives: Deb et al., "A Fast and Elitist Multiobjective Genetic Algorithm:
   NSGA-II", IEEE TEC 2002. Parents are chosen by binary tournament on (front rank, crowding
   distance); a child is a crossover (probability ``crossover_prob``) and/or a mutation
@@ -19,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +38,10 @@ from archsearch.errors import UserError
 from archsearch.pareto import crowding_distance, non_dominated_ranks
 from archsearch.solvers.base import Problem, Result, Strategy
 from archsearch.spec import Architecture
+
+MAX_POLISH_POOL = 20_000
+"""Members within two changes of the best that a polish round considers (a large space's
+two-change neighbourhood is cut here)."""
 
 
 class Evolution(Strategy):
@@ -39,6 +53,13 @@ class Evolution(Strategy):
         sample_size: Tournament size of regularized evolution.
         crossover_prob: Probability that an NSGA-II child is a crossover of two parents.
         mutation_prob: Probability that an NSGA-II child is mutated.
+        candidates: One objective, bounded problem: mutations drawn per child, the one closest
+            to the binding bound kept (1: plain mutation).
+        init_candidates: Likewise, random samples per member of the initial population.
+        restart_after: One objective: evaluations without improvement before the best so far
+            is polished, then the population restarts (0: never).
+        polish: Candidates near the best so far evaluated per polish round (0: restart
+            without polishing).
         max_tries: Proposals tried per candidate before a batch comes back short.
         init: Candidates asked first; they count towards the initial population.
     """
@@ -54,6 +75,10 @@ class Evolution(Strategy):
         sample_size: int = 10,
         crossover_prob: float = 0.9,
         mutation_prob: float = 1.0,
+        candidates: int = 8,
+        init_candidates: int = 3,
+        restart_after: int = 40,
+        polish: int = 40,
         max_tries: int = 2000,
         init: Sequence[Architecture | str] = (),
     ) -> None:
@@ -68,6 +93,18 @@ class Evolution(Strategy):
         for name, p in (("crossover_prob", crossover_prob), ("mutation_prob", mutation_prob)):
             if not 0.0 <= p <= 1.0:
                 raise UserError(f"evolution: {name}={p} must be between 0 and 1")
+        for name, v, least in (
+            ("candidates", candidates, 1),
+            ("init_candidates", init_candidates, 1),
+            ("restart_after", restart_after, 0),
+            ("polish", polish, 0),
+        ):
+            if not least <= v <= 10_000:
+                raise UserError(f"evolution: {name}={v} must be between {least} and 10000")
+        self.candidates = candidates
+        self.init_candidates = init_candidates
+        self.restart_after = restart_after
+        self.polish = polish
         self.population = population
         self.sample_size = sample_size
         self.crossover_prob = crossover_prob
@@ -75,6 +112,11 @@ class Evolution(Strategy):
         # one objective: (value to minimise, arch), oldest first
         self._aging: deque[tuple[float, Architecture]] = deque(maxlen=population)
         self._sampling_missed = False
+        self._best = math.inf  # the best value told (minimised), for restarts
+        self._stalled = 0  # evaluations since it improved
+        self._epoch_start = 0  # n_asked when the current population began (0, or a restart)
+        self._incumbent: Architecture | None = None  # the best told
+        self._polishing: list[Architecture] = []  # the polish round's candidates still to ask
         # several objectives: parents and the children told since the last survival
         self._parents: list[tuple[np.ndarray, Architecture]] = []
         self._children: list[tuple[np.ndarray, Architecture]] = []
@@ -92,12 +134,21 @@ class Evolution(Strategy):
             "sample_size": self.sample_size,
             "crossover_prob": self.crossover_prob,
             "mutation_prob": self.mutation_prob,
+            "candidates": self.candidates,
+            "init_candidates": self.init_candidates,
+            "restart_after": self.restart_after,
+            "polish": self.polish,
         }
 
     def _extra_state(self) -> dict[str, Any]:
         return {
             "aging": [[_enc(v), a.to_json()] for v, a in self._aging],
             "sampling_missed": self._sampling_missed,
+            "best": _enc(self._best),
+            "stalled": self._stalled,
+            "epoch_start": self._epoch_start,
+            "incumbent": self._incumbent.to_json() if self._incumbent is not None else None,
+            "polishing": [a.to_json() for a in self._polishing],
             "parents": [[[_enc(x) for x in v], a.to_json()] for v, a in self._parents],
             "children": [[[_enc(x) for x in v], a.to_json()] for v, a in self._children],
             "rank": [int(r) for r in self._rank],
@@ -110,6 +161,12 @@ class Evolution(Strategy):
             maxlen=self.population,
         )
         self._sampling_missed = bool(state["sampling_missed"])
+        self._best = _dec(state.get("best", math.inf))
+        self._stalled = int(state.get("stalled", 0))
+        self._epoch_start = int(state.get("epoch_start", 0))
+        inc = state.get("incumbent")
+        self._incumbent = Architecture.from_json(inc) if inc else None
+        self._polishing = [Architecture.from_json(a) for a in state.get("polishing", [])]
         self._parents = [
             (np.array([_dec(x) for x in v]), Architecture.from_json(a))
             for v, a in state["parents"]
@@ -125,12 +182,31 @@ class Evolution(Strategy):
 
     def propose(self, n: int) -> list[Architecture]:
         out: list[Architecture] = []
+        stalled = (
+            not self._multi
+            and self.restart_after
+            and self._stalled >= self.restart_after
+            and not self._sampling_missed
+        )
+        if stalled and not self._polishing:
+            self._polishing = self._polish_round()
+            if self._polishing:  # the stall count restarts when the round has been asked
+                self._stalled = self.restart_after - len(self._polishing)
+            else:
+                self._aging.clear()  # restart: a new random population
+                self._stalled = 0
+                self._epoch_start = self.n_asked
+        while self._polishing and len(out) < n:
+            near = self._polishing.pop(0)
+            if near.digest not in self._seen and self.problem.feasible(near):
+                self._seen.add(near.digest)
+                out.append(near)
         while (
             len(out) < n
-            and self.n_asked + len(out) < self.population
+            and self.n_asked - self._epoch_start + len(out) < self.population
             and not self._sampling_missed
         ):
-            arch = self._propose(lambda: self.space.sample(self.rng))
+            arch = self._propose(self._random_member)
             if arch is None:
                 # Random members miss the budget (a small budget in a large space): grow the
                 # population by mutating the members found so far (e.g. ``init``) instead.
@@ -151,11 +227,56 @@ class Evolution(Strategy):
     def _has_parents(self) -> bool:
         return bool(self._parents) if self._multi else bool(self._aging)
 
-    def _aging_child(self) -> Architecture:
+    def _polish_round(self) -> list[Architecture]:
+        """The next ``polish`` unseen feasible members within two changes of the best so far,
+        closest to the bound first (nearest by one change first without a bound)."""
+        if not self.polish or self._incumbent is None:
+            return []
+        inc = self._incumbent
+        near = self.space.neighbours(inc, self.rng, limit=MAX_POLISH_POOL)
+        pool = {a.digest: a for a in near}
+        for a in near:
+            if len(pool) >= MAX_POLISH_POOL:
+                break
+            for b in self.space.neighbours(a, self.rng, limit=MAX_POLISH_POOL - len(pool)):
+                pool.setdefault(b.digest, b)
+        pool.pop(inc.digest, None)
+        fresh = [a for a in pool.values() if a.digest not in self._seen]
+        fresh = [a for a in fresh if self.problem.feasible(a)]
+        if self._bounded():
+            fresh.sort(key=self._slack)
+        return fresh[: self.polish]
+
+    def _bounded(self) -> bool:
+        p = self.problem
+        bounds = p.budget.macs is not None or p.budget.params is not None or p.constraints
+        return not self._multi and p.violations is not None and bool(bounds)
+
+    def _slack(self, arch: Architecture) -> float:
+        """How far ``arch`` lies inside its binding bound (relative; smaller is closer)."""
+        assert self.problem.violations is not None
+        return -max(self.problem.violations(arch).values(), default=0.0)
+
+    def _closest(self, make: Callable[[], Architecture], k: int) -> Architecture:
+        """Of ``k`` results of ``make``, a new feasible one closest to the binding bound (the
+        first of the ``k`` when none is new and feasible: ``_propose`` then rejects it)."""
+        if k <= 1 or not self._bounded():
+            return make()
+        drawn = [make() for _ in range(k)]
+        ok = [a for a in drawn if a.digest not in self._seen and self.problem.feasible(a)]
+        return min(ok, key=self._slack) if ok else drawn[0]
+
+    def _random_member(self) -> Architecture:
+        return self._closest(lambda: self.space.sample(self.rng), self.init_candidates)
+
+    def _mutant(self) -> Architecture:
         k = min(self.sample_size, len(self._aging))
         contenders = self.rng.sample(range(len(self._aging)), k)
         best = min(contenders, key=lambda i: self._aging[i][0])
         return self.space.mutate(self._aging[best][1], self.rng)
+
+    def _aging_child(self) -> Architecture:
+        return self._closest(self._mutant, self.candidates)
 
     def _tournament(self) -> Architecture:
         i, j = self.rng.randrange(len(self._parents)), self.rng.randrange(len(self._parents))
@@ -180,6 +301,11 @@ class Evolution(Strategy):
             if not self._multi:
                 if r.state == "complete" and np.isfinite(v[0]):
                     self._aging.append((float(v[0]), r.arch))
+                if r.state == "complete" and v[0] < self._best:
+                    self._best, self._stalled = float(v[0]), 0
+                    self._incumbent = r.arch
+                else:
+                    self._stalled += 1
                 continue
             v[~np.isfinite(v)] = np.inf
             if len(self._parents) < self.population and not self._children:

@@ -550,6 +550,29 @@ class Space:
     def _active(self, a: Assignment) -> list[str]:
         return [k for k in a if len(self._labels[k]) > 1]
 
+    def neighbours(
+        self, arch: Architecture, rng: random.Random | int | None = None, *, limit: int = 10_000
+    ) -> list[Architecture]:
+        """The members that differ from ``arch`` in one active choice (each other value of
+        each active label; labels a change makes active take random values), at most
+        ``limit`` of them, in label order."""
+        r = _rng(rng, None)
+        base = self.encode(arch)
+        out: dict[str, Architecture] = {}
+        for label in self._active(base):
+            for value in self._labels[label]:
+                if value == base[label]:
+                    continue
+                try:
+                    member = self.decode(self._lazy({**base, label: value}, r))
+                except NotInSpaceError:
+                    continue
+                if member != arch:
+                    out.setdefault(member.digest, member)
+                if len(out) >= limit:
+                    return list(out.values())
+        return list(out.values())
+
     def mutate(
         self,
         arch: Architecture,

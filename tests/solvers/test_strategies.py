@@ -11,6 +11,7 @@ on a constrained space is tested in ``test_optuna.py``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -136,3 +137,88 @@ def test_init_candidates_are_asked_first_once(space: Space, name: str) -> None:
     if name in SLOW_ON_HYBRID:  # nb201 members stand in for the zoo's
         seeds = [space.sample(seed=1), space.sample(seed=2)]
     conformance.check_init_first(name, space, seeds)
+
+
+def _bounded_nb201(bound: float) -> tuple[Space, Problem]:
+    from archsearch.cost import count
+    from archsearch.cost.units import Budget
+
+    nb201 = load_space("nb201")
+    return nb201, Problem(
+        nb201,
+        parse_objectives("params:min"),
+        lambda a: count(a).macs <= bound,
+        budget=Budget(macs=int(bound)),
+        violations=lambda a: {"macs": (count(a).macs - bound) / bound},
+    )
+
+
+def test_evolution_mutates_towards_the_bound_polishes_then_restarts() -> None:
+    from archsearch.cost import count
+    from archsearch.solvers import Result
+
+    bound = 60e6
+    gaps = {}
+    for k in (1, 8):
+        space, problem = _bounded_nb201(bound)
+        s = create_strategy(
+            "evolution", seed=0, population=10, candidates=k, init_candidates=k, restart_after=0
+        )
+        s.setup(problem)
+        asked = []
+        for _ in range(6):
+            batch = s.ask(10)
+            asked += batch
+            s.tell([Result(a, {"params": 1.0}) for a in batch])
+        gaps[k] = sum(bound - count(a).macs for a in asked) / len(asked)
+    assert gaps[8] < 0.5 * gaps[1], gaps  # members and children use more of the budget
+
+    # A run that never improves: after restart_after evaluations the best is polished (members
+    # within two changes of it, closest to the bound first), then the population restarts.
+    space, problem = _bounded_nb201(bound)
+
+    def fresh() -> Any:
+        s = create_strategy("evolution", seed=3, population=10, restart_after=20, polish=15)
+        s.setup(problem)
+        return s
+
+    s = fresh()
+    first = s.ask(10)
+    s.tell([Result(a, {"params": 1.0}) for a in first])  # the first is the best, for good
+    best = space.encode(first[0])
+    for _ in range(2):
+        s.tell([Result(a, {"params": 1.0}) for a in s.ask(10)])
+    polished = s.ask(10)  # 20 evaluations without improvement
+    for a in polished:
+        changed = [k for k, v in space.encode(a).items() if best.get(k) != v]
+        assert 1 <= len(changed) <= 2
+        assert count(a).macs <= bound
+    slack = [bound - count(a).macs for a in polished]
+    assert slack == sorted(slack)
+    restarted = False
+    for _ in range(60):  # round after round until the neighbourhood is spent, then a restart
+        old = {a.digest for _, a in s._aging}
+        batch = s.ask(10)
+        restarted = s._epoch_start > 0
+        s.tell([Result(a, {"params": 1.0}) for a in batch])
+        if restarted:
+            break
+    assert restarted and not old & {a.digest for _, a in s._aging}  # a new population
+    # the state (polish round, stall count, restart point) round-trips exactly
+    import json
+
+    a, b = s, fresh()
+    b.load_state_dict(json.loads(json.dumps(a.state_dict(), allow_nan=False)))
+    for _ in range(3):
+        x, y = a.ask(10), b.ask(10)
+        assert [c.digest for c in x] == [c.digest for c in y]
+        a.tell([Result(c, {"params": 1.0}) for c in x])
+        b.tell([Result(c, {"params": 1.0}) for c in y])
+
+
+def test_evolution_options_are_checked() -> None:
+    for name, bad in (("candidates", 0), ("init_candidates", 0), ("restart_after", -1)):
+        with pytest.raises(UserError, match=f"evolution: {name}={bad} must be between"):
+            create_strategy("evolution", **{name: bad})
+    with pytest.raises(UserError, match="polish=10001 must be between 0 and 10000"):
+        create_strategy("evolution", polish=10_001)

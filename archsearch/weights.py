@@ -86,8 +86,9 @@ def save(
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
-    # Contiguous copies: safetensors refuses views and tensors that share storage.
-    flat = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    # Contiguous CPU copies: safetensors refuses views and tensors that share storage, and
+    # the file must load on a machine without the accelerator it was trained on.
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     header = {META_KEY: json.dumps(meta, sort_keys=True, allow_nan=False)}
     try:
         save_file(flat, str(tmp), metadata=header)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -95,6 +95,17 @@ def train(
         typer.Option(help="Continue a training: its checkpoint file or its supernet id."),
     ] = None,
     threads: Annotated[int | None, typer.Option(help="torch's intra-op threads.")] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="auto (CUDA where torch sees a GPU, else the CPU), cpu, cuda or cuda:N; may "
+            "differ on --resume."
+        ),
+    ] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(help="fp32, bf16 (autocast) or fp16 (autocast + gradient scaler, CUDA)."),
+    ] = "fp32",
     db: DbOption = None,
 ) -> None:
     """Train a weight-sharing supernet; checkpointed after every epoch and resumable.
@@ -103,6 +114,12 @@ def train(
     path, the configuration and the training curve (`archsearch supernet list`).
     """
     from archsearch.db import Store
+    from archsearch.evaluators.training import (
+        PRECISIONS,
+        autocast,
+        describe_device,
+        resolve_device,
+    )
     from archsearch.supernet import (
         SupernetConfig,
         load_checkpoint,
@@ -110,6 +127,10 @@ def train(
         train_supernet,
     )
 
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision: {precision[:40]!r} is not one of {', '.join(PRECISIONS)}")
+    dev = resolve_device(device, flag="--device")  # before anything is stored
+    autocast(dev, precision)
     store = Store(db)
     given = {
         "space": space,
@@ -175,7 +196,9 @@ def train(
             checkpoint=str(Path(path).resolve()),
             config=config.to_dict(),
         )
-    err_console.print(f"supernet {supernet_id}: checkpoint {path}")
+    err_console.print(
+        f"supernet {supernet_id}: checkpoint {path}; on {describe_device(dev)}, {precision}"
+    )
     bar = progress_bar(f"[bold]supernet {supernet_id}", suffix="{task.fields[info]}")
     task = bar.add_task("train", total=None, info="")
 
@@ -184,7 +207,7 @@ def train(
             bar.start()
         bar.update(task, completed=done, total=total)
 
-    def on_epoch(epoch: int, row: dict[str, float]) -> None:
+    def on_epoch(epoch: int, row: dict[str, Any]) -> None:
         curve.append(row)
         store.update_supernet(supernet_id, curve=curve)
         bar.update(
@@ -193,11 +216,18 @@ def train(
             f"{row['accuracy_largest']:.1f}%, smallest {row['accuracy_smallest']:.1f}%",
         )
 
-    curve: list[dict[str, float]] = list(ck.curve) if ck is not None else []
+    curve: list[dict[str, Any]] = list(ck.curve) if ck is not None else []
     store.update_supernet(supernet_id, status="training")
     try:
         result = train_supernet(
-            config, path, resume=ck, threads=threads, on_step=on_step, on_epoch=on_epoch
+            config,
+            path,
+            resume=ck,
+            threads=threads,
+            device=device,
+            precision=precision,
+            on_step=on_step,
+            on_epoch=on_epoch,
         )
     except KeyboardInterrupt as stop:
         stop_bar(bar)
@@ -314,6 +344,7 @@ def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
                 "sandwich": cfg.get("sandwich"),
                 "largest %": last.get("accuracy_largest"),
                 "smallest %": last.get("accuracy_smallest"),
+                "device": last.get("device", "-"),
                 "checkpoint": r["checkpoint"],
             }
         )

@@ -106,6 +106,8 @@ class TrialRecord:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     worker: str | None = None
+    device: str | None = None
+    """The device the scores were computed on (see :func:`device_label`)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class StoredTrial:
     state: str
     cost: Cost
     values: dict[str, float]
+    device: str | None = None
 
 
 class RunTakenOver(UserError):
@@ -131,6 +134,11 @@ class RunTakenOver(UserError):
             f"run {run_id} was taken over by {owner or 'another process'}; this process stops "
             "(the trials it finished before are kept)"
         )
+
+
+def device_label(device: str | None) -> str | None:
+    """A device description as stored (at most the column's 64 characters)."""
+    return device[:64] if device else None
 
 
 def is_stale(run: RunInfo, stale_after: float) -> bool:
@@ -502,6 +510,7 @@ class RunsStore(ArchitecturesStore):
                 t.finished_at = r.finished_at or now
                 t.heartbeat_at = r.finished_at or now
                 t.worker = r.worker or worker
+                t.device = device_label(r.device)
                 t.error = r.error
                 t.scores = [
                     ScoreModel(run_id=run_id, metric=m, value=_to_db(v))
@@ -611,10 +620,11 @@ class RunsStore(ArchitecturesStore):
         outcomes: Sequence[tuple[int, Mapping[str, float], str, str | None]],
         *,
         owner: str | None = None,
+        device: str | None = None,
     ) -> list[bool]:
         """Stores ``(trial id, scores, state, error)`` of finished trials in one transaction;
         False (nothing written) for a trial finished already, so that a retried evaluation
-        never stores a trial twice.
+        never stores a trial twice. ``device``: what the scores were computed on.
 
         Raises:
             RunTakenOver: ``owner`` is given and no longer drives a trial's run (the new owner
@@ -641,6 +651,7 @@ class RunsStore(ArchitecturesStore):
                     out.append(False)
                     continue
                 t.state, t.error = state, error
+                t.device = device_label(device)
                 t.finished_at = t.heartbeat_at = now
                 t.started_at = t.started_at or now
                 t.scores = [
@@ -680,9 +691,12 @@ class RunsStore(ArchitecturesStore):
         state: str = "complete",
         error: str | None = None,
         owner: str | None = None,
+        device: str | None = None,
     ) -> bool:
         """:meth:`finish_trials` for one trial."""
-        return self.finish_trials([(trial_id, values, state, error)], owner=owner)[0]
+        return self.finish_trials([(trial_id, values, state, error)], owner=owner, device=device)[
+            0
+        ]
 
     def trial_state(self, trial_id: int) -> tuple[str, dict[str, float], str | None]:
         """A trial's state, scores and error."""
@@ -770,6 +784,19 @@ class RunsStore(ArchitecturesStore):
         )
         return {t.architecture_id: t for t in rows}
 
+    def run_devices(self, run_id: int) -> dict[str, int]:
+        """How many of the run's finished trials were scored on each device (trials whose
+        scores need no device choice are left out)."""
+        T = TrialModel
+        with self.session() as s:
+            rows = s.execute(
+                select(T.device, func.count())
+                .where(T.run_id == run_id, T.device.is_not(None))
+                .group_by(T.device)
+                .order_by(T.device)
+            ).all()
+        return {str(d): int(n) for d, n in rows}
+
     def trials(self, run_id: int, *, states: Sequence[str] | None = None) -> list[StoredTrial]:
         """The run's trials in number order, with costs and scores."""
         with self.session() as s:
@@ -800,6 +827,7 @@ class RunsStore(ArchitecturesStore):
                     state=t.state,
                     cost=Cost(a.params, a.macs, a.activations),
                     values=scores.get(t.id, {}),
+                    device=t.device,
                 )
                 for t, a in rows
             ]

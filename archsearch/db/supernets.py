@@ -49,7 +49,7 @@ class SupernetsStore(StoreBase):
         supernet_id: int,
         *,
         status: str | None = None,
-        curve: list[dict[str, float]] | None = None,
+        curve: list[dict[str, Any]] | None = None,
         error: str | None = None,
         checkpoint: str | None = None,
     ) -> None:

@@ -52,7 +52,7 @@ def evaluate_trials(
     """Runs on a worker: begins, evaluates and finishes the given trials of the database at
     ``url``; returns each one's outcome (read back from the database for a trial an earlier
     attempt finished)."""
-    from archsearch.search import run_evaluators
+    from archsearch.search import devices_of, run_evaluators
 
     store = worker_store(url)
     for ev in evaluators:
@@ -75,7 +75,7 @@ def evaluate_trials(
             (trial_ids[i], scores[k], "failed" if errors[k] else "complete", errors[k])
             for k, i in enumerate(todo)
         ]
-        store.finish_trials(outcomes)
+        store.finish_trials(outcomes, device=devices_of(evaluators))
         for k, i in enumerate(todo):
             out[i] = (outcomes[k][2], scores[k], errors[k])
     for i, ok in enumerate(started):

@@ -32,7 +32,7 @@ from archsearch.db import FINISHED_STATES, Claim, Store, worker_id
 from archsearch.db.heartbeat import STALE_AFTER
 from archsearch.distributed.tasks import beat_trials, worker_store
 from archsearch.errors import UserError
-from archsearch.search import RunInProgress, prepare, run_evaluators
+from archsearch.search import RunInProgress, devices_of, prepare, run_evaluators
 from archsearch.solvers import Result
 from archsearch.spec import Architecture
 
@@ -185,7 +185,13 @@ def trainable(config: dict[str, Any], url: str, evaluators: list[Evaluator]) -> 
         (scores,), (error,) = run_evaluators(evaluators, [arch])
     finally:
         stop.set()
-    store.finish_trial(tid, scores, state="failed" if error else "complete", error=error)
+    store.finish_trial(
+        tid,
+        scores,
+        state="failed" if error else "complete",
+        error=error,
+        device=devices_of(evaluators),
+    )
     tune.report(_finite(scores))
 
 

@@ -74,6 +74,12 @@ class Evaluator(ABC):
         """The options this evaluator was created with (stored with the run)."""
         return {}
 
+    def device_used(self) -> str | None:
+        """The device this evaluator computes its scores on (``cpu``, ``cuda:0 (NVIDIA
+        H200)``), stored with every trial it scores; None for evaluators with no device choice
+        (counts, tables, look-up latency)."""
+        return None
+
     def notes(self) -> list[str]:
         """What a run should tell the user about this evaluator before it starts (e.g. the
         device it trains on)."""

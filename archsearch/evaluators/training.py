@@ -45,9 +45,9 @@ RESIDENT_BYTES = 4 * 1024**3
 """A training set up to this size (as float32) is copied to the accelerator once."""
 
 
-def resolve_device(name: str | None) -> torch.device:
+def resolve_device(name: str | None, *, flag: str = "train device") -> torch.device:
     """The device to train on: ``auto`` (or None) is CUDA when torch sees a GPU, else the CPU;
-    ``cpu``, ``cuda`` or ``cuda:N`` as given.
+    ``cpu``, ``cuda`` or ``cuda:N`` as given. ``flag`` names the option in errors.
 
     Raises:
         UserError: CUDA asked for where torch sees none, or another name.
@@ -63,17 +63,16 @@ def resolve_device(name: str | None) -> torch.device:
     if wanted == "cuda" or (wanted.startswith("cuda:") and wanted[5:].isdigit()):
         if not torch.cuda.is_available():
             raise UserError(
-                f"train device {name}: torch sees no CUDA GPU here (torch.cuda.is_available() is "
-                "False); use device=cpu, or device=auto to take a GPU only where there is one"
+                f"{flag} {name}: torch sees no CUDA GPU here (torch.cuda.is_available() is "
+                "False); use cpu, or auto to take a GPU only where there is one"
             )
         index = int(wanted[5:]) if ":" in wanted else 0
         if index >= torch.cuda.device_count():
             raise UserError(
-                f"train device {name}: torch sees {torch.cuda.device_count()} GPU(s), "
-                "numbered from 0"
+                f"{flag} {name}: torch sees {torch.cuda.device_count()} GPU(s), numbered from 0"
             )
         return torch.device("cuda", index)
-    raise UserError(f"train device {shown}: use auto, cpu, cuda or cuda:N")
+    raise UserError(f"{flag} {shown}: use auto, cpu, cuda or cuda:N")
 
 
 def describe_device(device: torch.device) -> str:
@@ -509,6 +508,9 @@ class Train(Evaluator):
     @classmethod
     def option_names(cls) -> frozenset[str]:
         return frozenset({"data", "threads", *Recipe.__dataclass_fields__})
+
+    def device_used(self) -> str | None:
+        return describe_device(self.device)
 
     def notes(self) -> list[str]:
         r = self.recipe

@@ -43,6 +43,7 @@ from archsearch.search.executors import (
     Beat,
     Executor,
     InProcess,
+    devices_of,
     run_evaluators,
 )
 from archsearch.search.gate import MAX_SCORED_UNTIL_FEASIBLE, Gate, Hopeless
@@ -65,6 +66,7 @@ __all__ = [
     "check_run_numbers",
     "configure",
     "create_evaluators",
+    "devices_of",
     "from_run",
     "instance_metrics",
     "optimize",

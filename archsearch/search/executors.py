@@ -93,7 +93,12 @@ class InProcess:
             finally:
                 beat.trials.discard(trial)
             store.finish_trial(
-                trial, record.values, state=record.state, error=record.error, owner=beat.owner
+                trial,
+                record.values,
+                state=record.state,
+                error=record.error,
+                owner=beat.owner,
+                device=record.device,
             )
             out.append(result)
         return out
@@ -143,6 +148,7 @@ def _evaluate(
     scores, errors = run_evaluators(search.evaluators, archs)
     finished = utcnow()
     worker = worker_id()
+    device = devices_of(search.evaluators)
     results: list[Result] = []
     records: list[TrialRecord] = []
     for k, arch in enumerate(archs):
@@ -160,9 +166,16 @@ def _evaluate(
                 started_at=started,
                 finished_at=finished,
                 worker=worker,
+                device=device,
             )
         )
     return results, records
+
+
+def devices_of(evaluators: Sequence[Evaluator]) -> str | None:
+    """The devices the evaluators compute on, as stored with each trial (None: no choice)."""
+    found = dict.fromkeys(d for ev in evaluators if (d := ev.device_used()) is not None)
+    return ", ".join(found) or None
 
 
 def run_evaluators(

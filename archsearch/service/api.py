@@ -187,6 +187,7 @@ def run(request: Request, run_id: int) -> dict[str, Any]:
         "version": info.version,
         "settings": settings,
         "metrics": store.metrics(run_id),
+        "devices": store.run_devices(run_id),
     }
 
 

@@ -258,6 +258,11 @@ class Supernet(nn.Module):
             self._initialise(source, seed)
         self._members: OrderedDict[str, _Member] = OrderedDict()
 
+    @property
+    def device(self) -> torch.device:
+        """Where the shared weights are (members run there)."""
+        return self._tensor(0).device
+
     def _tensor(self, i: int) -> Tensor:
         where = self._buffer_of[i]
         if where.startswith("weights."):
@@ -372,7 +377,8 @@ class Supernet(nn.Module):
         """The member's state (parameters and buffers) as slices of the bank."""
         m = self.member(arch)
         out = {e.name: _take(self._tensor(e.index), e.shape, e.name) for e in m.entries}
-        out.update(m.fixed)
+        dev = self.device
+        out.update({k: v.to(dev) for k, v in m.fixed.items()})  # built on the CPU
         return out
 
     def forward(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from archsearch.errors import UserError, check_ranges
 from archsearch.evaluators.base import Evaluator, Metric
+from archsearch.evaluators.training import PRECISIONS
 from archsearch.spec import Architecture
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ class SupernetScore(Evaluator):
             supernet's).
         batch: Images per forward pass.
         threads: torch's intra-op threads (default: torch's choice).
+        device: ``auto`` (CUDA where torch sees a GPU, else the CPU), ``cpu``, ``cuda`` or
+            ``cuda:N``; stored with every trial it scores.
+        precision: ``fp32``, or ``bf16``/``fp16`` autocast (fp16 on CUDA only).
     """
 
     name = "supernet"
@@ -62,6 +66,8 @@ class SupernetScore(Evaluator):
         bn_images: int = 256,
         batch: int = 500,
         threads: int | None = None,
+        device: str = "auto",
+        precision: str = "fp32",
     ) -> None:
         if not supernet:
             raise UserError(
@@ -73,21 +79,26 @@ class SupernetScore(Evaluator):
                 ("eval_size", eval_size, eval_size >= 1, ">= 1"),
                 ("bn_images", bn_images, bn_images >= 0, ">= 0"),
                 ("batch", batch, batch >= 1, ">= 1"),
+                ("precision", precision, precision in PRECISIONS, " or ".join(PRECISIONS)),
             ]
         )
         import numpy as np
         import torch
 
         from archsearch.data import absolute_ref, load_dataset
-        from archsearch.evaluators.training import normalise
+        from archsearch.evaluators.training import autocast, normalise, resolve_device
         from archsearch.supernet import load_checkpoint
+
+        self.device_name, self.precision = device, precision
+        self.device = resolve_device(device, flag="supernet score device")
+        autocast(self.device, precision)  # fp16 on the CPU: one line before the run
 
         self.path = str(Path(supernet).resolve())
         self.checkpoint = load_checkpoint(self.path)
         cfg = self.checkpoint.config
         self.data = absolute_ref(data) if data else cfg.data
         self.dataset = load_dataset(self.data)
-        net = self.checkpoint.supernet
+        net = self.checkpoint.supernet.to(self.device)
         if self.dataset.shape != net.input_shape or self.dataset.num_classes != net.num_classes:
             raise UserError(
                 f"--data: {self.data} has images {list(self.dataset.shape)} and "
@@ -102,14 +113,35 @@ class SupernetScore(Evaluator):
         self.bn_count = bn_images
         picked = train_idx[:bn_images]
         self.bn = (
-            normalise(torch.from_numpy(np.ascontiguousarray(self.dataset.x[picked])), self.dataset)
+            normalise(
+                torch.from_numpy(np.ascontiguousarray(self.dataset.x[picked])), self.dataset
+            ).to(self.device)
             if bn_images
             else None
         )
 
     @classmethod
     def option_names(cls) -> frozenset[str]:
-        return frozenset({"supernet", "data", "eval_size", "bn_images", "batch", "threads"})
+        return frozenset(
+            {
+                "supernet",
+                "data",
+                "eval_size",
+                "bn_images",
+                "batch",
+                "threads",
+                "device",
+                "precision",
+            }
+        )
+
+    def device_used(self) -> str | None:
+        from archsearch.evaluators.training import describe_device
+
+        return describe_device(self.device)
+
+    def notes(self) -> list[str]:
+        return [f"supernet: on {self.device_used()}, {self.precision}"]
 
     def check_space(self, space: Space) -> None:
         """Refuses a space other than the one the checkpoint was trained for (or another
@@ -126,6 +158,8 @@ class SupernetScore(Evaluator):
             "bn_images": self.bn_count,
             "batch": self.batch,
             "threads": self.threads,
+            "device": self.device_name,
+            "precision": self.precision,
         }
 
     def evaluate(self, archs: Sequence[Architecture]) -> list[dict[str, float]]:
@@ -150,6 +184,7 @@ class SupernetScore(Evaluator):
                     ds.y[self.held],
                     bn_images=self.bn,
                     batch=self.batch,
+                    precision=self.precision,
                 )
                 out.append({"supernet_accuracy": acc, "supernet_loss": loss})
         finally:

@@ -29,10 +29,15 @@ from archsearch import weights
 from archsearch.errors import UserError, check_ranges
 from archsearch.evaluators.training import (
     AUGMENTS,
+    PRECISIONS,
+    RESIDENT_BYTES,
     accuracy_of,
     augment,
+    autocast,
+    describe_device,
     normalise,
     optimizer,
+    resolve_device,
 )
 from archsearch.spaces import Space, load_space
 from archsearch.supernet.alphas import Alphas, entropy, temperature
@@ -138,7 +143,7 @@ class Checkpoint:
     supernet: Supernet
     config: SupernetConfig
     epoch: int
-    curve: list[dict[str, float]]
+    curve: list[dict[str, Any]]
     state: dict[str, Any]
     path: Path
     alphas: dict[str, torch.Tensor] | None = None
@@ -321,7 +326,7 @@ def migrate_checkpoint(old: str | Path, new: str | Path) -> Checkpoint:
 
 
 StepCallback = Callable[[int, int], None]
-EpochCallback = Callable[[int, dict[str, float]], None]
+EpochCallback = Callable[[int, dict[str, Any]], None]
 
 
 def train_supernet(
@@ -330,6 +335,8 @@ def train_supernet(
     *,
     resume: Checkpoint | None = None,
     threads: int | None = None,
+    device: str | None = None,
+    precision: str = "fp32",
     eval_size: int = 500,
     on_step: StepCallback | None = None,
     on_epoch: EpochCallback | None = None,
@@ -341,6 +348,11 @@ def train_supernet(
         path: Where the checkpoint goes (rewritten after every epoch).
         resume: A loaded checkpoint of the same configuration to continue.
         threads: torch's intra-op threads while training.
+        device: ``auto``/None (CUDA where torch sees a GPU, else the CPU), ``cpu``, ``cuda``
+            or ``cuda:N``; each curve row names the device its epoch ran on, and a training
+            may resume on another device (the checkpoint is stored on the CPU).
+        precision: ``fp32``, ``bf16`` (autocast) or ``fp16`` (autocast and a gradient
+            scaler; CUDA only).
         eval_size: Held-out images on which the curve's accuracies are measured.
         on_step: ``(steps done, total steps)`` after every optimiser step (progress bars).
         on_epoch: ``(epoch, curve row)`` after every epoch, once the checkpoint is written
@@ -352,6 +364,10 @@ def train_supernet(
     from archsearch.data import load_dataset
 
     start = time.monotonic()
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    dev = resolve_device(device, flag="--device")
+    amp = autocast(dev, precision)  # fp16 on the CPU is refused before any work
     ds = load_dataset(config.data)
     space = load_space(config.space)
     train_idx, held_idx = ds.split(
@@ -375,6 +391,10 @@ def train_supernet(
         net = Supernet(space, input_shape=ds.shape, num_classes=ds.num_classes, seed=config.seed)
     else:
         net = resume.supernet
+    net.to(dev)  # before the optimiser: its state follows the parameters
+    if dev.type != "cpu" and x_train.numel() * 4 <= RESIDENT_BYTES:
+        x_train, y_train = x_train.to(dev), y_train.to(dev)  # resident: no copy per step
+    scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
     opt, sched = optimizer(
         net.parameters(),
         lr=config.lr,
@@ -416,26 +436,29 @@ def train_supernet(
             order = torch.randperm(n, generator=g)
             losses = []
             for i in range(per_epoch):
-                idx = order[i * bs : (i + 1) * bs]
-                xb = augment(x_train[idx], config.augment, pad, g)
-                yb = y_train[idx]
+                idx = order[i * bs : (i + 1) * bs].to(x_train.device)
+                xb = augment(x_train[idx], config.augment, pad, g).to(dev, non_blocking=True)
+                yb = y_train[idx].to(dev, non_blocking=True)
                 step = epoch * per_epoch + i
                 members = _members(space, rng, g, k, alphas, step, total, config)
                 if config.sandwich:
                     members[0], members[1] = (largest, {}), (smallest, {})
-                loss = xb.new_zeros(())
+                loss = xb.new_zeros((), dtype=torch.float32)
                 for (arch, gates), xs, ys in zip(members, xb.chunk(k), yb.chunk(k), strict=True):
+                    with amp:
+                        logits = net(xs, arch, gates)
                     part = F.cross_entropy(
-                        net(xs, arch, gates), ys, label_smoothing=config.label_smoothing
+                        logits.float(), ys, label_smoothing=config.label_smoothing
                     )
                     loss = loss + part * (len(ys) / len(yb))
                 opt.zero_grad(set_to_none=True)
                 if alpha_opt is not None:
                     alpha_opt.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                opt.step()
+                scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+                scaler.step(opt)
                 if alpha_opt is not None:
-                    alpha_opt.step()
+                    scaler.step(alpha_opt)
+                scaler.update()
                 sched.step()
                 losses.append(float(loss.detach()))
                 if on_step is not None:
@@ -446,11 +469,13 @@ def train_supernet(
                 "train_loss": float(np.mean(losses)),
                 "seconds": time.monotonic() - t0,
                 "images_per_second": per_epoch * bs / max(1e-9, time.monotonic() - t0),
+                "device": describe_device(dev),
+                "precision": precision,
             }
-            bn_images = x_train[order[: min(n, 256)]]
+            bn_images = x_train[order[: min(n, 256)].to(x_train.device)]
             for label, arch in (("largest", largest), ("smallest", smallest)):
                 acc, _ = member_accuracy(
-                    net, arch, ds, ds.x[held], ds.y[held], bn_images=bn_images
+                    net, arch, ds, ds.x[held], ds.y[held], bn_images=bn_images, precision=precision
                 )
                 row[f"accuracy_{label}"] = acc
             curve.append(row)
@@ -517,10 +542,12 @@ def member_accuracy(
     *,
     bn_images: torch.Tensor | None = None,
     batch: int = 500,
+    precision: str = "fp32",
 ) -> tuple[float, float]:
     """Held-out top-1 (%) and mean loss of member ``arch`` with inherited weights.
 
-    Runs the member straight on the bank (no copy). When the member has BatchNorm and
+    Runs the member straight on the bank (no copy), on the device the supernet is on, in
+    ``precision`` (autocast for bf16/fp16). When the member has BatchNorm and
     ``bn_images`` (normalised training images) are given, its statistics are first re-estimated
     on them in one pass (fresh buffers: the bank's are not touched), since the bank's running
     averages mix every member trained.
@@ -529,6 +556,8 @@ def member_accuracy(
 
     m = net.member(arch)
     state = {k: v.detach() for k, v in net.tensors(arch).items()}
+    dev = net.device
+    amp = autocast(dev, precision)
     was = net.training
     try:
         if m.has_bn and bn_images is not None:
@@ -540,20 +569,28 @@ def member_accuracy(
             momenta = [mod.momentum for _, mod in bns]
             for name, mod in bns:
                 prefix = f"{name}." if name else ""
-                state[prefix + "running_mean"] = torch.zeros(mod.num_features)
-                state[prefix + "running_var"] = torch.ones(mod.num_features)
-                state[prefix + "num_batches_tracked"] = torch.zeros((), dtype=torch.long)
+                state[prefix + "running_mean"] = torch.zeros(mod.num_features, device=dev)
+                state[prefix + "running_var"] = torch.ones(mod.num_features, device=dev)
+                state[prefix + "num_batches_tracked"] = torch.zeros(
+                    (), dtype=torch.long, device=dev
+                )
                 mod.momentum = None  # a plain average over the pass below
             try:
                 m.module.train()
-                with torch.no_grad():
-                    torch.func.functional_call(m.module, state, (bn_images,), strict=True)
+                with torch.no_grad(), amp:
+                    torch.func.functional_call(m.module, state, (bn_images.to(dev),), strict=True)
             finally:
                 for (_, mod), momentum in zip(bns, momenta, strict=True):
                     mod.momentum = momentum
         module = m.module.eval()
+
+        def forward(xb: torch.Tensor) -> torch.Tensor:
+            with amp:
+                out = torch.func.functional_call(module, state, (xb.to(dev),), strict=True)
+            return out.float().cpu()  # type: ignore[no-any-return]
+
         return accuracy_of(
-            lambda xb: torch.func.functional_call(module, state, (xb,), strict=True),
+            forward,
             x,
             y,
             ds,

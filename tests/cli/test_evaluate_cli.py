@@ -62,6 +62,12 @@ def test_run_with_train_on_a_dataset_then_resume(sqlite_url: str, easy: str) -> 
     code, _, err = invoke("run", "--resume", str(run.id), "--trials", "3", db=sqlite_url)
     assert code == 0, err
     assert len(store.trials(run.id)) == 3
+    # the device the train score ran on is stored with every trial (synflow has no choice)
+    from archsearch.evaluators.training import describe_device, resolve_device
+
+    here = describe_device(resolve_device("auto"))
+    assert {t.device for t in store.trials(run.id)} == {here}
+    assert store.run_devices(run.id) == {here: 3}
 
 
 @pytest.mark.slow

@@ -46,10 +46,14 @@ def trained(tmp_path: Path, sqlite_url: str) -> tuple[str, str, str]:
     return sqlite_url, str(out), data
 
 
+NO_CUDA = not torch.cuda.is_available()
+
+
 def test_train_stores_pointer_config_and_curve(trained: tuple[str, str, str]) -> None:
     url, path, data = trained
     (row,) = Store(url).list_supernets()
     assert row["checkpoint"] == path and row["status"] == "finished"
+    assert row["curve"][0]["device"] == ("cpu" if NO_CUDA else row["curve"][0]["device"])
     assert row["config"]["subnets_per_step"] == 2 and row["config"]["sandwich"] is True
     assert len(row["curve"]) == 2 and "accuracy_largest" in row["curve"][0]
     code, out, _ = invoke("supernet", "list", "-f", "json", db=url)
@@ -93,6 +97,10 @@ def test_search_on_the_supernet_end_to_end(trained: tuple[str, str, str], tmp_pa
     assert len(trials) == 20
     assert all(0 <= t.values["supernet_accuracy"] <= 100 for t in trials)
     assert all(39_000 <= t.cost.macs <= 40_000 for t in trials)
+    from archsearch.evaluators.training import describe_device, resolve_device
+
+    here = describe_device(resolve_device("auto"))  # the supernet score's default device
+    assert {t.device for t in trials} == {here} and store.run_devices(run.id) == {here: 20}
     best = max(trials, key=lambda t: t.values["supernet_accuracy"])
     code, stdout, err = invoke(
         "supernet",
@@ -146,6 +154,15 @@ def test_bad_input_is_one_line_with_exit_2(trained: tuple[str, str, str], tmp_pa
     assert code == 2 and "not a member of space 'tiny-resnas'" in err
     code, _, err = invoke("supernet", "train", "--space", TINY, db=url)
     assert code == 2 and "--space and --data are required" in err
+    before = Store(url).list_supernets()
+    for args, message in [
+        (["--precision", "fp8"], "--precision: 'fp8' is not one of fp32, bf16, fp16"),
+        (["--device", "tpu"], "--device 'tpu': use auto, cpu, cuda or cuda:N"),
+        (["--device", "cpu", "--precision", "fp16"], "precision fp16: needs a CUDA device"),
+    ] + ([(["--device", "cuda"], "--device cuda: torch sees no CUDA GPU")] if NO_CUDA else []):
+        code, _, err = invoke("supernet", "train", "--resume", "1", *args, db=url)
+        assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert Store(url).list_supernets() == before  # refused before anything was stored
 
 
 def test_hostile_checkpoints_are_refused_without_running_code(

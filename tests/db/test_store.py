@@ -60,6 +60,20 @@ def test_runs_trials_scores_round_trip(db_url: str, hybrid: Space) -> None:
     assert store.get_run(run).status == "finished" and store.get_run(run).finished_at
 
 
+def test_trials_keep_the_device_their_scores_ran_on(db_url: str, hybrid: Space) -> None:
+    from dataclasses import replace
+
+    store = Store(db_url)
+    run = store.create_run(config(hybrid))
+    recs = records(hybrid, range(6))
+    gpu = "cuda:0 (NVIDIA H200 with a name far longer than the sixty-four characters kept)"
+    store.add_trials(run, [replace(r, device="cpu") for r in recs[:2]] + recs[2:3])
+    queued = store.queue_trials(run, [(r.arch, r.cost) for r in recs[3:]], worker="w:1")
+    store.finish_trials([(t, {"entropy": 1.0}, "complete", None) for t in queued], device=gpu)
+    assert [t.device for t in store.trials(run)] == ["cpu", "cpu", None, *[gpu[:64]] * 3]
+    assert store.run_devices(run) == {"cpu": 2, gpu[:64]: 3}
+
+
 def test_architectures_are_shared_by_digest(db_url: str, hybrid: Space) -> None:
     store = Store(db_url)
     a = store.create_run(config(hybrid))

@@ -53,6 +53,7 @@ def test_reads_answer_what_the_cli_answers(client: TestClient) -> None:
     assert run["metrics"] == ["entropy", "rho"] and run["settings"]["objectives"] == [
         "entropy:max"
     ]
+    assert run["devices"] == {}  # no score of this run has a device choice
     got = client.get("/api/v1/runs/1/pareto?objectives=macs:min,entropy:max").json()
     want = queries.front(store, run=1, objectives="macs:min,entropy:max")
     assert [r["digest"] for r in got["front"]] == [r["digest"] for r in want.rows]

@@ -298,3 +298,38 @@ def test_architecture_parameter_options_are_checked(easy: str) -> None:
         config(easy, alphas=True, tau_start=1.0, tau_end=2.0)
     with pytest.raises(UserError, match="alpha_lr"):
         config(easy, alphas=True, alpha_lr=0.0)
+
+
+NO_CUDA = not torch.cuda.is_available()
+
+
+def test_training_and_scoring_state_their_device_and_take_mixed_precision(
+    easy: str, trained: Path, tmp_path: Path
+) -> None:
+    from archsearch.evaluators.training import describe_device, resolve_device
+
+    here = describe_device(resolve_device("auto"))
+    done = load_checkpoint(trained)
+    assert {r["device"] for r in done.curve} == {here} and done.curve[0]["precision"] == "fp32"
+    bf16 = train_supernet(config(easy, epochs=1), tmp_path / "b.safetensors", precision="bf16")
+    assert bf16.curve[-1]["precision"] == "bf16" and bf16.curve[-1]["accuracy_largest"] >= 50
+    with pytest.raises(archsearch.errors.UserError, match="--precision: 'fp8' is not one of"):
+        train_supernet(config(easy), tmp_path / "c.safetensors", precision="fp8")
+    ev = EVALUATORS.create("supernet", supernet=str(trained), eval_size=40, device="cpu")
+    assert ev.device_used() == "cpu" and ev.notes() == ["supernet: on cpu, fp32"]
+    assert ev.config()["device"] == "cpu"
+    cheap = EVALUATORS.create(
+        "supernet", supernet=str(trained), eval_size=40, device="cpu", precision="bf16"
+    )
+    arch = load_space(TINY).sample(seed=0)
+    full, mixed = ev.evaluate([arch])[0], cheap.evaluate([arch])[0]
+    assert abs(full["supernet_accuracy"] - mixed["supernet_accuracy"]) <= 10
+    with pytest.raises(archsearch.errors.UserError, match="precision fp16: needs a CUDA"):
+        EVALUATORS.create("supernet", supernet=str(trained), device="cpu", precision="fp16")
+    if NO_CUDA:
+        with pytest.raises(archsearch.errors.UserError, match="--device cuda: torch sees no CUDA"):
+            train_supernet(config(easy), tmp_path / "d.safetensors", device="cuda")
+        with pytest.raises(
+            archsearch.errors.UserError, match="supernet score device cuda:1: torch sees no"
+        ):
+            EVALUATORS.create("supernet", supernet=str(trained), device="cuda:1")

@@ -56,6 +56,24 @@ def test_crossovers_are_members(hybrid: Space, a: int, b: int, cseed: int) -> No
         )
 
 
+@settings(max_examples=10)
+@given(seed=seeds)
+def test_neighbours_are_the_members_one_choice_away(hybrid: Space, seed: int) -> None:
+    arch = hybrid.sample(seed=seed)
+    near = hybrid.neighbours(arch, random.Random(seed))
+    assert near and len({a.digest for a in near}) == len(near)
+    assert arch.digest not in {a.digest for a in near}
+    base = hybrid.encode(arch)
+    for a in near[:: max(1, len(near) // 25)]:
+        assert_member(hybrid, a)
+        changed = [k for k, v in base.items() if hybrid.encode(a).get(k, v) != v]
+        assert len(changed) == 1  # one active choice (a depth change also adds labels)
+    assert len(hybrid.neighbours(arch, random.Random(seed), limit=5)) == 5
+    nb201 = archsearch.load_space("nb201")
+    cell = nb201.sample(seed=seed)
+    assert len(nb201.neighbours(cell)) == 6 * 4  # six edges, four other operations each
+
+
 def test_sampling_is_deterministic(hybrid: Space) -> None:
     assert hybrid.sample(seed=7) == hybrid.sample(seed=7)
     assert hybrid.sample(random.Random(7)) == hybrid.sample(seed=7)

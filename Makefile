@@ -60,7 +60,7 @@ bench-search: $(STAMP)
 		--latency-column lat_ms_raspi4 --latency 25.68ms --trials 100,300 --seeds 20
 	$(BIN)/archsearch bench search --space nb201 --table $(NB201) \
 		--objectives cifar10_test:max,lat_ms_pixel3:min --trials 100,500 --seeds 20 \
-		--strategies random,evolution,optuna:nsga2,optuna:tpe
+		--strategies random,evolution,optuna:nsga2
 
 bench-accel: $(STAMP)
 	$(BIN)/python benchmarks/accelerators.py --data $(FASHION_MNIST) --latency --out accelerators.json

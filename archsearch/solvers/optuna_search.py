@@ -71,6 +71,9 @@ class OptunaSearch(Strategy):
         max_tries: Optuna trials per candidate (non-members, infeasible proposals and repeats
             included) before a batch comes back short.
         init: Candidates asked first; they are added to the study when told.
+        max_repeats: Proposals in a row that repeat a candidate told before, after which
+            the candidate is a random unseen feasible member instead (added to the study when
+            told, like ``init``): bounds the study to ``max_repeats + 1`` trials per query.
         **sampler_options: Keyword options of the Optuna sampler (``-O n_startup_trials=20``,
             ``-O population_size=20``, ``-O multivariate=true``); unknown ones are refused.
     """
@@ -85,9 +88,15 @@ class OptunaSearch(Strategy):
         seed: int = 0,
         max_tries: int = 2000,
         init: Sequence[Architecture | str] = (),
+        max_repeats: int = 10,
         **sampler_options: Any,
     ) -> None:
         super().__init__(seed=seed, max_tries=max_tries, init=init)
+        if not 1 <= max_repeats <= 100_000:
+            raise UserError(
+                f"optuna: max_repeats={max_repeats} must be between 1 and 100000, e.g. 10"
+            )
+        self.max_repeats = max_repeats
         if sampler in REFUSED:
             raise UserError(
                 f"--strategy optuna:{sampler}: refused, {REFUSED[sampler]} (architecture "
@@ -121,7 +130,9 @@ class OptunaSearch(Strategy):
         self.n_optuna_trials = 0
         """Trials the Optuna study holds: evaluated, infeasible and repeated proposals."""
         self.n_repeats = 0
-        """Proposals that repeated a candidate told before (told to Optuna as failed)."""
+        """Proposals that repeated a candidate told before (told its result again)."""
+        self.n_random = 0
+        """Candidates drawn at random after ``max_repeats`` repeats in a row."""
 
     @classmethod
     def option_names(cls, variant: str | None = None) -> frozenset[str]:
@@ -179,6 +190,7 @@ class OptunaSearch(Strategy):
 
     def _next(self) -> Architecture | None:
         problem = self.problem
+        repeats = 0
         for _ in range(self.max_tries):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -191,11 +203,19 @@ class OptunaSearch(Strategy):
                 continue
             digest = arch.digest
             if digest in self._told:
-                # A repeat is no new observation: told as failed, which every sampler leaves
-                # out of its model, so the study's model stays the size of what was evaluated
-                # (told with its values, repeats made multi-objective TPE sort thousands of
-                # copies per proposal: minutes per query past ~450 queries on nb201).
-                self._repeat(trial)
+                # A repeat is told its result again (told as failed, TPE leaves it out of its
+                # model and proposes it again and again); past max_repeats in a row the
+                # candidate is drawn at random instead, which bounds the study's growth
+                # (unbounded, multi-objective TPE sorted thousands of copies per proposal:
+                # minutes per query past ~450 queries on nb201).
+                self.n_repeats += 1
+                self._finish(trial, self._told[digest])
+                repeats += 1
+                if repeats >= self.max_repeats:
+                    drawn = self._propose(lambda: problem.space.sample(self.rng))
+                    if drawn is not None:
+                        self.n_random += 1
+                        return drawn  # no Optuna trial: added to the study when told
                 continue
             if digest in self._open or digest in self._waiting:
                 self._waiting.setdefault(digest, []).append(trial)
@@ -251,7 +271,7 @@ class OptunaSearch(Strategy):
                 self._finish(trial, _Told(values, failed=values is None))
             self._told[digest] = _Told(values, failed=values is None)
             for twin in self._waiting.pop(digest, []):
-                self._repeat(twin)
+                self._finish(twin, self._told[digest])
 
     def _params_of(self, arch: Architecture) -> dict[str, Any]:
         """A full encoding of ``arch``: its active labels, and the first value elsewhere."""
@@ -267,12 +287,6 @@ class OptunaSearch(Strategy):
                 min(w * s, v * s) * s for w, v, s in zip(self._worst, values, signs, strict=True)
             ]
 
-    def _repeat(self, trial: optuna.Trial) -> None:
-        import optuna
-
-        self.n_repeats += 1
-        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-
     def _finish(self, trial: optuna.Trial, told: _Told) -> None:
         """Tells Optuna one trial: its values, or the worst seen when it was not evaluated."""
         import optuna
@@ -286,4 +300,9 @@ class OptunaSearch(Strategy):
         self.study.tell(trial, values)
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "sampler": self.sampler_name, **self.sampler_options}
+        return {
+            **super().config(),
+            "sampler": self.sampler_name,
+            "max_repeats": self.max_repeats,
+            **self.sampler_options,
+        }

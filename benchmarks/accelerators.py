@@ -15,10 +15,10 @@ The CUDA rows answer "does a candidate trained on the GPU reach the CPU's accura
 much faster is it"; random draws (crops, flips, order) come from a CPU generator, so both
 devices see the same batches. With ``--latency`` on a GPU it also runs the CUDA latency
 device's look-up-table check (``archsearch latency profile`` and ``latency check --device
-cuda`` on the tiny test space). Rows go to ``--out`` (JSON). About 2 minutes on a 2-core CPU.
+cuda`` on the tiny test space). Rows go to ``--out`` (JSON). About a minute on a 2-core CPU.
 
 Usage:
-    python benchmarks/accelerators.py --data ../shared/data/fashion-mnist [--train-size 10000]
+    python benchmarks/accelerators.py --data ../shared/data/fashion-mnist [--train-size 5000]
         [--epochs 1] [--supernet-epochs 1] [--latency] [--out accelerators.json]
 
 FLOP convention: 1 FLOP = 1 multiply-accumulate.
@@ -125,7 +125,7 @@ def latency_rows() -> list[dict[str, Any]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="Fashion-MNIST's IDX folder")
-    ap.add_argument("--train-size", type=int, default=10_000)
+    ap.add_argument("--train-size", type=int, default=5_000)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--supernet-epochs", type=int, default=1)
     ap.add_argument("--latency", action="store_true", help="also check the CUDA latency LUT")

@@ -54,7 +54,7 @@ def resolve_device(name: str | None, *, flag: str = "train device") -> torch.dev
     """
     import torch
 
-    wanted = (name or "auto").strip().lower()
+    wanted = ("auto" if name is None else name).strip().lower()  # "" is no device
     shown = repr(name if name is None or len(name) <= 40 else name[:37] + "...")
     if wanted == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -157,6 +157,8 @@ def test_devices_resolve_and_a_missing_gpu_is_one_line() -> None:
     assert resolve_device("CPU").type == "cpu"
     with pytest.raises(UserError, match="device 'gpu': use auto, cpu, cuda or cuda:N"):
         resolve_device("gpu")
+    with pytest.raises(UserError, match="device '': use auto"):
+        resolve_device("")  # not taken as auto
     if NO_CUDA:
         with pytest.raises(UserError, match="device cuda: torch sees no CUDA GPU.*use cpu, or"):
             resolve_device("cuda")

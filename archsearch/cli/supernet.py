@@ -114,23 +114,16 @@ def train(
     path, the configuration and the training curve (`archsearch supernet list`).
     """
     from archsearch.db import Store
-    from archsearch.evaluators.training import (
-        PRECISIONS,
-        autocast,
-        describe_device,
-        resolve_device,
-    )
+    from archsearch.evaluators.training import describe_device
     from archsearch.supernet import (
         SupernetConfig,
         load_checkpoint,
         space_fingerprint,
         train_supernet,
     )
+    from archsearch.supernet.training import training_device
 
-    if precision not in PRECISIONS:
-        raise UserError(f"--precision: {precision[:40]!r} is not one of {', '.join(PRECISIONS)}")
-    dev = resolve_device(device, flag="--device")  # before anything is stored
-    autocast(dev, precision)
+    dev = training_device(device, precision)  # before anything is stored
     store = Store(db)
     given = {
         "space": space,

@@ -325,6 +325,19 @@ def migrate_checkpoint(old: str | Path, new: str | Path) -> Checkpoint:
     return load_checkpoint(new)
 
 
+def training_device(device: str | None, precision: str) -> torch.device:
+    """The device a supernet trains on (``--device``), checked with ``--precision``.
+
+    Raises:
+        UserError: an unknown precision or device, CUDA where torch sees none, fp16 on the CPU.
+    """
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision: {precision[:40]!r} is not one of {', '.join(PRECISIONS)}")
+    dev = resolve_device(device, flag="--device")
+    autocast(dev, precision)
+    return dev
+
+
 StepCallback = Callable[[int, int], None]
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -364,10 +377,8 @@ def train_supernet(
     from archsearch.data import load_dataset
 
     start = time.monotonic()
-    if precision not in PRECISIONS:
-        raise UserError(f"--precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
-    dev = resolve_device(device, flag="--device")
-    amp = autocast(dev, precision)  # fp16 on the CPU is refused before any work
+    dev = training_device(device, precision)  # refused before any work
+    amp = autocast(dev, precision)
     ds = load_dataset(config.data)
     space = load_space(config.space)
     train_idx, held_idx = ds.split(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -198,13 +199,18 @@ def test_submitted_settings_are_checked_like_the_cli(client: TestClient, tmp_pat
     assert [r["id"] for r in client.get("/api/v1/runs").json()] == [1]  # nothing stored
 
 
+def data_root_app(sqlite_url: str, hybrid: Space, root: Path) -> Any:
+    """The service over a filled store, its files confined to the new folder ``root``."""
+    filled(sqlite_url, hybrid)
+    root.mkdir()
+    return create_app(ServiceSettings(db=sqlite_url, token=TOKEN, data_root=str(root)))
+
+
 def test_data_files_only_under_the_data_root(
     sqlite_url: str, hybrid: Space, tmp_path: Path
 ) -> None:
-    filled(sqlite_url, hybrid)
     root = tmp_path / "data"
-    root.mkdir()
-    app = create_app(ServiceSettings(db=sqlite_url, token=TOKEN, data_root=str(root)))
+    app = data_root_app(sqlite_url, hybrid, root)
     with TestClient(app) as c:
         body = {"space": "hybrid", "score": "train", "data": "../../etc"}
         r = c.post("/api/v1/runs", json=body, headers=AUTH)
@@ -355,11 +361,9 @@ def test_files_of_a_submitted_run_resolve_under_the_data_root(
 ) -> None:
     from tests.evaluators.test_training import easy_task
 
-    filled(sqlite_url, hybrid)
     root = tmp_path / "data"
-    root.mkdir()
+    app = data_root_app(sqlite_url, hybrid, root)
     easy_task(root / "easy.npz")
-    app = create_app(ServiceSettings(db=sqlite_url, token=TOKEN, data_root=str(root)))
     with TestClient(app) as c:
         seeded = c.post(  # a zoo network names no file
             "/api/v1/runs",

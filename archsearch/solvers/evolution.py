@@ -21,6 +21,13 @@
   ``population`` children the union of parents and children is cut back to ``population`` by
   non-dominated sorting and crowding distance.
 
+  One addition, a *Pareto local search* (Paquete, Chiarandini and Stuetzle, 2004) as the
+  single-objective polish: after ``front_after`` evaluations that added nothing to the
+  non-dominated set of everything told, up to ``polish`` unseen feasible members one change
+  away from its points are evaluated, the points that bound the front first (largest
+  crowding distance: the best value of each objective), then the rest; they join the
+  population as children. The front's ends are what NSGA-II's variation reaches last.
+
 Failed evaluations and NaN/inf scores never become parents: for one objective they do not
 join the population; for several they sort behind every finite result.
 """
@@ -43,6 +50,10 @@ MAX_POLISH_POOL = 20_000
 """Members within two changes of the best that a polish round considers (a large space's
 two-change neighbourhood is cut here)."""
 
+MAX_FRONT_POINTS = 64
+"""Points of the non-dominated set whose neighbours a round of the Pareto local search
+considers (the least crowded first)."""
+
 
 class Evolution(Strategy):
     """Regularized evolution (one objective) or NSGA-II (several), chosen by the problem.
@@ -58,8 +69,11 @@ class Evolution(Strategy):
         init_candidates: Likewise, random samples per member of the initial population.
         restart_after: One objective: evaluations without improvement before the best so far
             is polished, then the population restarts (0: never).
-        polish: Candidates near the best so far evaluated per polish round (0: restart
-            without polishing).
+        front_after: Several objectives: evaluations adding nothing to the non-dominated set
+            of everything told before the members one change away from it are evaluated
+            (0: never).
+        polish: Candidates near the best so far (near the non-dominated set) evaluated per
+            polish round (0: restart without polishing; several objectives: no polish).
         max_tries: Proposals tried per candidate before a batch comes back short.
         init: Candidates asked first; they count towards the initial population.
     """
@@ -78,6 +92,7 @@ class Evolution(Strategy):
         candidates: int = 8,
         init_candidates: int = 3,
         restart_after: int = 40,
+        front_after: int = 10,
         polish: int = 40,
         max_tries: int = 2000,
         init: Sequence[Architecture | str] = (),
@@ -97,6 +112,7 @@ class Evolution(Strategy):
             ("candidates", candidates, 1),
             ("init_candidates", init_candidates, 1),
             ("restart_after", restart_after, 0),
+            ("front_after", front_after, 0),
             ("polish", polish, 0),
         ):
             if not least <= v <= 10_000:
@@ -104,6 +120,7 @@ class Evolution(Strategy):
         self.candidates = candidates
         self.init_candidates = init_candidates
         self.restart_after = restart_after
+        self.front_after = front_after
         self.polish = polish
         self.population = population
         self.sample_size = sample_size
@@ -122,6 +139,7 @@ class Evolution(Strategy):
         self._children: list[tuple[np.ndarray, Architecture]] = []
         self._rank = np.zeros(0, dtype=np.int64)
         self._crowd = np.zeros(0)
+        self._archive: list[tuple[np.ndarray, Architecture]] = []  # non-dominated, all told
 
     def setup(self, problem: Problem) -> None:
         super().setup(problem)
@@ -137,6 +155,7 @@ class Evolution(Strategy):
             "candidates": self.candidates,
             "init_candidates": self.init_candidates,
             "restart_after": self.restart_after,
+            "front_after": self.front_after,
             "polish": self.polish,
         }
 
@@ -153,6 +172,7 @@ class Evolution(Strategy):
             "children": [[[_enc(x) for x in v], a.to_json()] for v, a in self._children],
             "rank": [int(r) for r in self._rank],
             "crowd": [_enc(c) for c in self._crowd],
+            "archive": [[[_enc(x) for x in v], a.to_json()] for v, a in self._archive],
         }
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
@@ -177,21 +197,23 @@ class Evolution(Strategy):
         ]
         self._rank = np.array(state["rank"], dtype=np.int64)
         self._crowd = np.array([_dec(c) for c in state["crowd"]], dtype=np.float64)
+        self._archive = [
+            (np.array([_dec(x) for x in v]), Architecture.from_json(a))
+            for v, a in state.get("archive", [])
+        ]
 
     # -- ask ---------------------------------------------------------------------------
 
     def propose(self, n: int) -> list[Architecture]:
         out: list[Architecture] = []
-        stalled = (
-            not self._multi
-            and self.restart_after
-            and self._stalled >= self.restart_after
-            and not self._sampling_missed
-        )
+        after = self.front_after if self._multi else self.restart_after
+        stalled = after and self._stalled >= after and not self._sampling_missed
         if stalled and not self._polishing:
-            self._polishing = self._polish_round()
+            self._polishing = self._front_round() if self._multi else self._polish_round()
             if self._polishing:  # the stall count restarts when the round has been asked
-                self._stalled = self.restart_after - len(self._polishing)
+                self._stalled = after - len(self._polishing)
+            elif self._multi:
+                self._stalled = 0  # the front's neighbourhood is spent: NSGA-II goes on
             else:
                 self._aging.clear()  # restart: a new random population
                 self._stalled = 0
@@ -246,6 +268,23 @@ class Evolution(Strategy):
         if self._bounded():
             fresh.sort(key=self._slack)
         return fresh[: self.polish]
+
+    def _front_round(self) -> list[Architecture]:
+        """The next ``polish`` unseen feasible members one change away from the non-dominated
+        set of everything told, neighbours of its bounding points (largest crowding
+        distance) first, of its ``MAX_FRONT_POINTS`` least crowded points at most."""
+        if not self.polish or not self._archive:
+            return []
+        crowd = crowding_distance(np.array([v for v, _ in self._archive]))
+        order = sorted(range(len(self._archive)), key=lambda i: -crowd[i])[:MAX_FRONT_POINTS]
+        out: dict[str, Architecture] = {}
+        for i in order:
+            for a in self.space.neighbours(self._archive[i][1], self.rng):
+                if a.digest not in self._seen and a.digest not in out and self.problem.feasible(a):
+                    out[a.digest] = a
+                    if len(out) >= self.polish:
+                        return list(out.values())
+        return list(out.values())
 
     def _bounded(self) -> bool:
         p = self.problem
@@ -308,6 +347,10 @@ class Evolution(Strategy):
                     self._stalled += 1
                 continue
             v[~np.isfinite(v)] = np.inf
+            if self._joins_archive(v, r.arch):
+                self._stalled = 0
+            else:
+                self._stalled += 1
             if len(self._parents) < self.population and not self._children:
                 self._parents.append((v, r.arch))
                 if len(self._parents) == self.population:
@@ -318,6 +361,17 @@ class Evolution(Strategy):
                     self._survive()
         if self._multi and self._parents and len(self._rank) != len(self._parents):
             self._rank_parents()
+
+    def _joins_archive(self, v: np.ndarray, arch: Architecture) -> bool:
+        """Adds ``v`` to the non-dominated set of everything told unless a point there is at
+        least as good in every objective; drops the points it dominates."""
+        if not np.all(np.isfinite(v)):
+            return False
+        if any(np.all(a <= v) for a, _ in self._archive):
+            return False
+        self._archive = [(a, x) for a, x in self._archive if not np.all(v <= a)]
+        self._archive.append((v, arch))
+        return True
 
     def _rank_parents(self) -> None:
         values = np.array([v for v, _ in self._parents])

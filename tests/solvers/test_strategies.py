@@ -216,8 +216,66 @@ def test_evolution_mutates_towards_the_bound_polishes_then_restarts() -> None:
         b.tell([Result(c, {"params": 1.0}) for c in y])
 
 
+def test_evolution_searches_next_to_the_front_when_it_stops_growing() -> None:
+    """Several objectives: after front_after evaluations that add nothing to the non-dominated
+    set of everything told, the next candidates are its unseen one-change neighbours, those of
+    its bounding points first; the state (the set included) round-trips."""
+    import json
+
+    from archsearch.solvers import Result
+
+    nb201 = load_space("nb201")
+    problem = Problem(nb201, parse_objectives("params:min,macs:max"), lambda a: True)
+
+    def fresh() -> Any:
+        s = create_strategy("evolution", seed=5, population=10, front_after=10, polish=12)
+        s.setup(problem)
+        return s
+
+    s = fresh()
+    first = s.ask(10)
+    # first[0] dominates everything told after it; first[1] is the other bounding point
+    values = {first[0].digest: (1.0, 9.0), first[1].digest: (0.5, 1.0)}
+    s.tell(
+        [
+            Result(
+                a,
+                {
+                    "params": values.get(a.digest, (5.0, 0.0))[0],
+                    "macs": values.get(a.digest, (5.0, 0.0))[1],
+                },
+            )
+            for a in first
+        ]
+    )
+    assert [a.digest for _, a in s._archive] == [first[0].digest, first[1].digest]
+    batch = s.ask(10)  # 8 evaluations added nothing: NSGA-II still
+    s.tell([Result(a, {"params": 5.0, "macs": 0.0}) for a in batch])
+    near = s.ask(10)  # 18 without growth: the neighbours of both ends
+    ends = [nb201.encode(a) for a in first[:2]]
+    for a in near:
+        code = nb201.encode(a)
+        assert min(sum(code[k] != e[k] for k in code) for e in ends) == 1
+    assert len({a.digest for a in near}) == 10 and not {a.digest for a in near} & {
+        a.digest for a in first + batch
+    }
+    b = fresh()
+    b.load_state_dict(json.loads(json.dumps(s.state_dict(), allow_nan=False)))
+    assert [a.digest for _, a in b._archive] == [a.digest for _, a in s._archive]
+    for _ in range(3):
+        x, y = s.ask(10), b.ask(10)
+        assert [c.digest for c in x] == [c.digest for c in y]
+        s.tell([Result(c, {"params": 5.0, "macs": 0.0}) for c in x])
+        b.tell([Result(c, {"params": 5.0, "macs": 0.0}) for c in y])
+
+
 def test_evolution_options_are_checked() -> None:
-    for name, bad in (("candidates", 0), ("init_candidates", 0), ("restart_after", -1)):
+    for name, bad in (
+        ("candidates", 0),
+        ("init_candidates", 0),
+        ("restart_after", -1),
+        ("front_after", -1),
+    ):
         with pytest.raises(UserError, match=f"evolution: {name}={bad} must be between"):
             create_strategy("evolution", **{name: bad})
     with pytest.raises(UserError, match="polish=10001 must be between 0 and 10000"):

@@ -15,10 +15,17 @@ with K = 1 and K = 4 sub-networks per step, measured side by side on the same ba
 of stand-alone training bounds the agreement any cheap score can show. Rows go to ``--out``
 (JSON).
 
+With ``--ground-truth FILE`` the stand-alone results of an earlier run (``--out``) are reused,
+so supernet variants (``--distill``, ``--supernet-epochs``, ``--subnets-per-step``) are compared
+against one ground truth; the Kendall tau after every epoch but the last is printed too.
+``--jobs N`` runs N stand-alone trainings at a time in separate processes (the threads shared).
+
 Usage:
     python benchmarks/supernet_ranking.py --data ../shared/data/fashion-mnist [--epochs 6]
-        [--train-size 10000] [--members 12] [--subnets-per-step 4] [--no-sandwich]
-        [--spread] [--repeats 1] [--throughput-steps 15] [--out supernet_ranking.json]
+        [--train-size 10000 (0: the whole split)] [--members 12] [--subnets-per-step 4]
+        [--no-sandwich] [--distill] [--supernet-epochs N] [--spread] [--repeats 1] [--jobs 1]
+        [--ground-truth FILE] [--ground-truth-only] [--throughput-steps 15 (0: skip)]
+        [--threads N] [--out supernet_ranking.json]
 
 FLOP convention: 1 FLOP = 1 multiply-accumulate; MACs are at the space's 3x32x32.
 """
@@ -42,7 +49,13 @@ from scipy import stats
 import archsearch
 from archsearch.data import load_dataset
 from archsearch.evaluators.training import Recipe, augment, normalise, train
-from archsearch.supernet import Supernet, SupernetConfig, member_accuracy, train_supernet
+from archsearch.supernet import (
+    Supernet,
+    SupernetConfig,
+    load_checkpoint,
+    member_accuracy,
+    train_supernet,
+)
 
 SPACE = "vit-resnas-small"
 
@@ -75,6 +88,84 @@ def throughput(ref: str, k: int, steps: int, batch: int, seed: int) -> float:
     return steps * batch / elapsed
 
 
+def choose_members(seed: int, count: int, spread: bool) -> list[Any]:
+    """The members compared (seeded): random ones, or with ``spread`` evenly spaced by rank
+    over the MACs of 2000 samples, from the cheapest to the dearest."""
+    space = archsearch.load_space(SPACE)
+    rng = random.Random(seed + 1)
+    if spread:
+        pool = sorted(
+            (space.sample(rng) for _ in range(2000)), key=lambda a: archsearch.count(a).macs
+        )
+        return [pool[round(i)] for i in np.linspace(0, len(pool) - 1, count)]
+    return [space.sample(rng) for _ in range(count)]
+
+
+_DATA: dict[str, Any] = {}
+
+
+def standalone(job: dict[str, Any]) -> tuple[float, float]:
+    """One stand-alone training (a worker's task): member ``index`` of
+    :func:`choose_members`, initialised from seed ``seed + repeat``, trained with the
+    ``train`` evaluator's recipe; returns (held-out accuracy %, seconds)."""
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    if job["data"] not in _DATA:
+        _DATA[job["data"]] = load_dataset(job["data"])
+    ds = _DATA[job["data"]]
+    arch = choose_members(job["seed"], job["members"], job["spread"])[job["index"]]
+    recipe = Recipe(
+        epochs=job["epochs"],
+        batch_size=job["batch_size"],
+        train_size=job["train_size"],
+        seed=job["seed"],
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(job["seed"] + job["repeat"])  # initialisation; the recipe's seed is kept
+        model = archsearch.build(arch.with_input(ds.shape, ds.num_classes))
+        result = train(model, ds, recipe)
+    return result.accuracy, result.seconds
+
+
+def ground_truth(args: argparse.Namespace, ref: str, train_size: int | None) -> list[list[Any]]:
+    """Stand-alone (accuracy, seconds) per member and repeat, ``--jobs`` trainings at a time
+    (each on ``torch.get_num_threads() // jobs`` threads)."""
+    jobs = [
+        {
+            "data": ref,
+            "seed": args.seed,
+            "members": args.members,
+            "spread": args.spread,
+            "index": i,
+            "repeat": r,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "train_size": train_size,
+            "threads": max(1, torch.get_num_threads() // args.jobs) if args.jobs > 1 else 0,
+        }
+        for i in range(args.members)
+        for r in range(args.repeats)
+    ]
+    if args.jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+            results = list(pool.map(standalone, jobs))
+    else:
+        results = []
+        for job in jobs:
+            results.append(standalone(job))
+            acc, sec = results[-1]
+            print(
+                f"stand-alone member {job['index'] + 1}/{args.members} repeat {job['repeat']}: "
+                f"{acc:.2f}% ({sec:.1f} s)",
+                flush=True,
+            )
+    return [results[i * args.repeats : (i + 1) * args.repeats] for i in range(args.members)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -86,6 +177,14 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=12)
     ap.add_argument("--subnets-per-step", type=int, default=4)
     ap.add_argument("--no-sandwich", dest="sandwich", action="store_false")
+    ap.add_argument("--distill", action="store_true", help="in-place distillation (BigNAS)")
+    ap.add_argument(
+        "--supernet-epochs",
+        type=int,
+        default=0,
+        help="the supernet's epochs (default: --epochs, the stand-alone trainings' budget)",
+    )
+    ap.add_argument("--threads", type=int, default=None, help="torch's threads for the supernet")
     ap.add_argument(
         "--spread",
         action="store_true",
@@ -104,7 +203,22 @@ def main() -> None:
         help="only the stand-alone trainings (with --repeats 2: the ceiling any score can "
         "reach); no throughput, no supernet",
     )
-    ap.add_argument("--throughput-steps", type=int, default=15)
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="stand-alone trainings run at a time, in separate processes sharing the threads",
+    )
+    ap.add_argument(
+        "--ground-truth",
+        type=Path,
+        default=None,
+        help="reuse the stand-alone results of an earlier --out (same --seed, --members, "
+        "--spread, --epochs, --train-size; checked) instead of training the members again",
+    )
+    ap.add_argument(
+        "--throughput-steps", type=int, default=15, help="0: do not measure the throughput"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -120,7 +234,9 @@ def main() -> None:
     start = time.monotonic()
 
     rates: dict[int, float] = {}
-    for k in () if args.ground_truth_only else (1, 4):  # side by side, same batches and seed
+    for k in (
+        () if args.ground_truth_only or args.throughput_steps < 1 else (1, 4)
+    ):  # side by side, same batches and seed
         rates[k] = throughput(ref, k, args.throughput_steps, args.batch_size, args.seed)
         print(
             f"throughput K={k}: {rates[k]:.1f} images/s, "
@@ -135,42 +251,73 @@ def main() -> None:
     config = SupernetConfig(
         space=SPACE,
         data=ref,
-        epochs=args.epochs,
+        epochs=args.supernet_epochs or args.epochs,
         subnets_per_step=args.subnets_per_step,
         sandwich=args.sandwich,
+        distill=args.distill,
         batch_size=args.batch_size,
         train_size=train_size,
         seed=args.seed,
     )
+    ds = load_dataset(ref)
+    train_idx, held_idx = ds.split(holdout="val", val_fraction=config.val_fraction, seed=args.seed)
+    bn = normalise(torch.from_numpy(np.ascontiguousarray(ds.x[train_idx[:256]])), ds)
+    members = choose_members(args.seed, args.members, args.spread)
+    truth: list[list[Any]] | None = None
+    if args.ground_truth is not None:
+        earlier = json.loads(args.ground_truth.read_text())
+        digests = [r["digest"] for r in earlier["rows"]]
+        if digests != [a.digest for a in members]:
+            ap.error(
+                f"--ground-truth: {args.ground_truth} holds other members; give the --seed, "
+                "--members and --spread it was measured with"
+            )
+        for key in ("epochs", "train_size", "batch_size"):
+            if earlier["args"][key] != str(getattr(args, key)):
+                ap.error(
+                    f"--ground-truth: {args.ground_truth} was trained with "
+                    f"--{key.replace('_', '-')} {earlier['args'][key]}, not {getattr(args, key)}"
+                )
+        truth = [
+            [(r["standalone"], r["standalone_seconds"])]
+            + [(x, math.nan) for x in r["standalone_repeats"]]
+            for r in earlier["rows"]
+        ]
+        args.repeats = len(truth[0])
+
+    def inherited_all(net: Supernet) -> list[float]:
+        return [
+            member_accuracy(net, arch, ds, ds.x[held_idx], ds.y[held_idx], bn_images=bn)[0]
+            for arch in members
+        ]
+
+    taus: list[float] = []
+
+    def on_epoch(epoch: int, row: dict[str, Any], path: Path) -> None:
+        print(f"supernet epoch {epoch}: {json.dumps(row)}", flush=True)
+        if truth is not None and epoch < config.epochs:  # the ranking so far, from its checkpoint
+            net = load_checkpoint(path).supernet
+            tau_e = stats.kendalltau(inherited_all(net), [t[0][0] for t in truth]).statistic
+            taus.append(float(tau_e))
+            print(f"supernet epoch {epoch}: Kendall tau {tau_e:.3f}", flush=True)
+
     t0 = time.monotonic()
     ck = None
     if not args.ground_truth_only:
         with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "supernet.safetensors"
             ck = train_supernet(
                 config,
-                Path(tmp) / "supernet.safetensors",
-                on_epoch=lambda e, row: print(
-                    f"supernet epoch {e}: {json.dumps(row)}", flush=True
-                ),
+                path,
+                threads=args.threads,
+                on_epoch=lambda e, row: on_epoch(e, row, path),
             )
     supernet_seconds = time.monotonic() - t0
     print(f"supernet training: {supernet_seconds:.1f} s")
-
-    ds = load_dataset(ref)
-    recipe = Recipe(
-        epochs=args.epochs, batch_size=args.batch_size, train_size=train_size, seed=args.seed
-    )
-    train_idx, held_idx = ds.split(holdout="val", val_fraction=recipe.val_fraction, seed=args.seed)
-    bn = normalise(torch.from_numpy(np.ascontiguousarray(ds.x[train_idx[:256]])), ds)
-    space = archsearch.load_space(SPACE)
-    rng = random.Random(args.seed + 1)
-    if args.spread:  # from the cheapest to the dearest of 2000 samples, evenly by rank
-        pool = sorted(
-            (space.sample(rng) for _ in range(2000)), key=lambda a: archsearch.count(a).macs
-        )
-        members = [pool[round(i)] for i in np.linspace(0, len(pool) - 1, args.members)]
-    else:
-        members = [space.sample(rng) for _ in range(args.members)]
+    if truth is None:
+        t1 = time.monotonic()
+        truth = ground_truth(args, ref, train_size)
+        print(f"stand-alone trainings: {time.monotonic() - t1:.0f} s with --jobs {args.jobs}")
     rows: list[dict[str, Any]] = []
     for i, arch in enumerate(members):
         t1 = time.monotonic()
@@ -180,27 +327,22 @@ def main() -> None:
                 ck.supernet, arch, ds, ds.x[held_idx], ds.y[held_idx], bn_images=bn
             )
         t_inh = time.monotonic() - t1
-        results = []
-        for r in range(args.repeats):
-            with torch.random.fork_rng():
-                torch.manual_seed(args.seed + r)  # initialisation; the recipe's seed is kept
-                model = archsearch.build(arch.with_input(ds.shape, ds.num_classes))
-                results.append(train(model, ds, recipe))
+        results = truth[i]
         row = {
             "digest": arch.digest,
             "macs": archsearch.count(arch).macs,
             "inherited": inherited,
-            "standalone": results[0].accuracy,
-            "standalone_repeats": [x.accuracy for x in results[1:]],
+            "standalone": results[0][0],
+            "standalone_repeats": [x[0] for x in results[1:]],
             "inherited_seconds": t_inh,
-            "standalone_seconds": results[0].seconds,
+            "standalone_seconds": results[0][1],
         }
         rows.append(row)
-        again = "".join(f", again {x.accuracy:.2f}%" for x in results[1:])
+        again = "".join(f", again {x[0]:.2f}%" for x in results[1:])
         print(
             f"member {i + 1}/{len(members)} {arch.digest[:12]} {row['macs'] / 1e6:.1f} MFLOPs: "
-            f"inherited {inherited:.2f}% ({t_inh:.2f} s), stand-alone {results[0].accuracy:.2f}% "
-            f"({results[0].seconds:.1f} s){again}",
+            f"inherited {inherited:.2f}% ({t_inh:.2f} s), stand-alone {results[0][0]:.2f}% "
+            f"({results[0][1]:.1f} s){again}",
             flush=True,
         )
     a = np.array([r["inherited"] for r in rows])
@@ -220,16 +362,21 @@ def main() -> None:
             "spearman": stats.spearmanr(b, c).statistic,
             "mean_abs_difference": float(np.mean(np.abs(b - c))),
             "inherited_vs_second_kendall": stats.kendalltau(a, c).statistic,
+            "inherited_vs_mean_kendall": stats.kendalltau(a, (b + c) / 2).statistic,
         }
         print(
             f"stand-alone vs stand-alone from another initialisation: Kendall tau "
             f"{noise['kendall']:.3f}, Spearman rho {noise['spearman']:.3f}, mean |difference| "
             f"{noise['mean_abs_difference']:.2f} points; inherited vs the second: Kendall tau "
-            f"{noise['inherited_vs_second_kendall']:.3f}"
+            f"{noise['inherited_vs_second_kendall']:.3f}, vs the mean of both: "
+            f"{noise['inherited_vs_mean_kendall']:.3f}"
         )
+        if ck is not None:
+            print(f"inherited tau / stand-alone ceiling: {tau / noise['kendall']:.2f}")
     print(
-        f"supernet: {args.epochs} epochs, K={args.subnets_per_step}, "
-        f"sandwich={args.sandwich}, {supernet_seconds:.1f} s; mean stand-alone training "
+        f"supernet: {config.epochs} epochs, K={args.subnets_per_step}, "
+        f"sandwich={args.sandwich}, distill={args.distill}, {supernet_seconds:.1f} s; "
+        "mean stand-alone training "
         f"{np.mean([r['standalone_seconds'] for r in rows]):.1f} s; mean inherited scoring "
         f"{np.mean([r['inherited_seconds'] for r in rows]):.2f} s"
     )
@@ -243,6 +390,7 @@ def main() -> None:
                     "curve": ck.curve if ck is not None else [],
                     "rows": rows,
                     "kendall": tau,
+                    "kendall_per_epoch": taus,
                     "spearman": rho,
                     "standalone_noise": noise,
                 },

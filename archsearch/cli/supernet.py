@@ -71,6 +71,14 @@ def train(
             help="Largest and smallest member take the first two sub-batches of every step.",
         ),
     ] = None,
+    distill: Annotated[
+        bool | None,
+        typer.Option(
+            "--distill/--no-distill",
+            help="In-place distillation (BigNAS): members other than the largest learn half "
+            "from the labels, half from the largest's predictions. Needs --sandwich.",
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per step. (default: 128)")] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate. (default: 0.002)")] = None,
     train_size: Annotated[
@@ -131,6 +139,7 @@ def train(
         "epochs": epochs,
         "subnets_per_step": subnets_per_step,
         "sandwich": sandwich,
+        "distill": distill,
         "batch_size": batch_size,
         "lr": lr,
         "train_size": train_size,
@@ -335,6 +344,7 @@ def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
                 "epochs": f"{r['epochs_done']}/{cfg.get('epochs')}",
                 "K": cfg.get("subnets_per_step"),
                 "sandwich": cfg.get("sandwich"),
+                "distill": cfg.get("distill", False),
                 "largest %": last.get("accuracy_largest"),
                 "smallest %": last.get("accuracy_smallest"),
                 "device": last.get("device", "-"),

@@ -62,6 +62,12 @@ def test_train_stores_pointer_config_and_curve(trained: tuple[str, str, str]) ->
     assert code == 2 and "already has all 2 epochs" in err
     code, _, err = invoke("supernet", "train", "--resume", "1", "--epochs", "3", db=url)
     assert code == 2 and "drop --epochs" in err
+    assert row["config"]["distill"] is False and '"distill": false' in out
+    code, _, err = invoke(
+        "supernet", "train", "--space", TINY, "--data", data, "--distill", "--no-sandwich", db=url
+    )
+    assert code == 2 and "--distill: True" in err and "--sandwich" in err
+    assert len(err.strip().splitlines()) == 1 and len(Store(url).list_supernets()) == 1
 
 
 def test_search_on_the_supernet_end_to_end(trained: tuple[str, str, str], tmp_path: Path) -> None:

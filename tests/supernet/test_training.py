@@ -95,6 +95,17 @@ def test_k_subnets_share_one_step_and_seeds_matter(easy: str, tmp_path: Path) ->
     assert any(not torch.equal(b[k], c[k]) for k in b)
 
 
+def test_in_place_distillation_learns_and_changes_the_training(
+    easy: str, trained: Path, tmp_path: Path
+) -> None:
+    ck = train_supernet(config(easy, distill=True), tmp_path / "d.safetensors")
+    assert ck.curve[-1]["accuracy_largest"] >= 90 and ck.curve[-1]["accuracy_smallest"] >= 90
+    plain = load_checkpoint(trained).supernet.state_dict()
+    distilled = ck.supernet.state_dict()
+    assert any(not torch.equal(plain[k], distilled[k]) for k in plain)
+    assert load_checkpoint(tmp_path / "d.safetensors").config.distill is True
+
+
 def test_checkpoints_of_another_space_or_version_are_refused(
     trained: Path, tmp_path: Path
 ) -> None:
@@ -149,6 +160,8 @@ def test_bad_training_options_name_the_flag(easy: str) -> None:
         config(easy, subnets_per_step=1)
     with pytest.raises(archsearch.errors.UserError, match="--epochs: 0"):
         config(easy, epochs=0)
+    with pytest.raises(archsearch.errors.UserError, match="--distill: True .*--sandwich"):
+        config(easy, distill=True, sandwich=False)
 
 
 def test_evaluator_scores_members_deterministically(trained: Path) -> None:

@@ -265,8 +265,14 @@ def main() -> None:
     members = choose_members(args.seed, args.members, args.spread)
     truth: list[list[Any]] | None = None
     if args.ground_truth is not None:
-        earlier = json.loads(args.ground_truth.read_text())
-        digests = [r["digest"] for r in earlier["rows"]]
+        try:
+            earlier = json.loads(args.ground_truth.read_text())
+            digests = [r["digest"] for r in earlier["rows"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            ap.error(
+                f"--ground-truth: {str(args.ground_truth)[:200]!r} is not an --out file of this "
+                f"script ({type(e).__name__}); give the JSON a --ground-truth-only run wrote"
+            )
         if digests != [a.digest for a in members]:
             ap.error(
                 f"--ground-truth: {args.ground_truth} holds other members; give the --seed, "

@@ -224,6 +224,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.repeats < 1:
         ap.error(f"--repeats: {args.repeats} is out of range; give 1 or more")
+    if not 1 <= args.jobs <= 64:
+        ap.error(f"--jobs: {args.jobs} is out of range; give 1 to 64 (trainings at a time)")
     ref = args.data if ":" in args.data.split("/")[0] else f"idx:{args.data}"
     train_size = args.train_size or None  # 0: the whole training split
     torch.set_num_threads(torch.get_num_threads())

@@ -21,8 +21,8 @@
   ``population`` children the union of parents and children is cut back to ``population`` by
   non-dominated sorting and crowding distance.
 
-  One addition, a *Pareto local search* (Paquete, Chiarandini and Stuetzle, 2004) as the
-  single-objective polish: after ``front_after`` evaluations that added nothing to the
+  One addition, the counterpart of the polish above, a *Pareto local search* (Paquete,
+  Chiarandini and Stuetzle, 2004): after ``front_after`` evaluations that added nothing to the
   non-dominated set of everything told, up to ``polish`` unseen feasible members one change
   away from its points are evaluated, the points that bound the front first (largest
   crowding distance: the best value of each objective), then the rest; they join the

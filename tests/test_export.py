@@ -121,10 +121,53 @@ def test_the_cover_uses_every_family() -> None:
 
 
 def test_every_family_exports_to_every_format(tmp_path: Path) -> None:
+    exports_match(covering_networks(), tmp_path)
+
+
+def with_act(arch: Architecture, act: str) -> Architecture | None:
+    """``arch`` with activation ``act`` in every block whose family offers it (None: none)."""
+    data = arch.to_dict()
+    changed = False
+
+    def visit(node: object) -> None:
+        nonlocal changed
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if isinstance(kind, str) and kind in BLOCKS.names():
+                choices = {p.name: p.choices for p in BLOCKS.get(kind).params}
+                if act in (choices.get("act") or ()):
+                    node.setdefault("params", {})["act"] = act
+                    changed = True
+            for v in node.values():
+                visit(v)
+        elif isinstance(node, list):
+            for v in node:
+                visit(v)
+
+    visit(data)
+    return Architecture.from_dict(data) if changed else None
+
+
+def test_quickgelu_activation_builds_counts_and_exports(tmp_path: Path) -> None:
+    archs, x = [], torch.randn(64)
+    for arch in filter(None, (with_act(n, "quickgelu") for n in covering_networks())):
+        net = build(arch)
+        assert sum(p.numel() for p in net.parameters()) == count(arch).params
+        acts = [m for m in net.modules() if type(m).__name__ == "QuickGELU"]
+        if acts:  # a block that offers it uses it (a head's act only with a head conv)
+            assert torch.allclose(acts[0](x), x * torch.sigmoid(1.702 * x))
+            archs.append(arch)
+    assert len(archs) >= 2
+    exports_match(tuple(archs[:3]), tmp_path)
+
+
+def exports_match(archs: tuple[Architecture, ...], tmp_path: Path) -> None:
+    """Each network's PyTorch source (run without archsearch), TorchScript and ONNX compute
+    what the built module does, with its parameter count and stages."""
     from archsearch.weights import save
 
     cases = []
-    for arch in covering_networks():
+    for arch in archs:
         torch.manual_seed(0)
         net = build(arch).eval()
         stem = tmp_path / arch.digest[:12]
@@ -156,7 +199,7 @@ def test_every_family_exports_to_every_format(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads(out.stdout)
-    for arch in covering_networks():
+    for arch in archs:
         r = results[arch.digest]
         assert r["params"] == count(arch).params, arch.summary()
         assert r["diff"] <= 1e-5, (arch.summary(), r)

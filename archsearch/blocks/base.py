@@ -80,6 +80,10 @@ class Cost(NamedTuple):
 
 ZERO = Cost()
 
+ACTIVATIONS = ("relu", "gelu", "silu", "hswish", "quickgelu")
+"""The activations a family's ``act`` parameter offers (``make_act``'s names; no parameters,
+zero MACs)."""
+
 
 def conv_cost(
     c_in: int, c_out: int, k: int, h_out: int, w_out: int, *, groups: int = 1, bias: bool = False

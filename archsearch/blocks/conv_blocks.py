@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
+    ACTIVATIONS,
     Alias,
     BlockFamily,
     Cost,
@@ -83,7 +84,13 @@ class MBConv(BlockFamily):
         Param("kernel", int, 3, min=1, doc="depthwise kernel size (odd)"),
         Param("stride", int, 1, choices=(1, 2), doc="depthwise stride"),
         Param("se", int, 0, min=0, doc="squeeze-excite width, 0 for none"),
-        Param("act", str, "silu", choices=("relu", "gelu", "silu", "hswish"), doc="activation"),
+        Param(
+            "act",
+            str,
+            "silu",
+            choices=ACTIVATIONS,
+            doc="activation",
+        ),
         Param("final_act", bool, False, doc="activation after the residual sum (TinyViT)"),
     )
     aliases = (

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
+    ACTIVATIONS,
     BlockFamily,
     Cost,
     LayerCall,
@@ -30,7 +31,7 @@ from archsearch.blocks.base import (
     odd_kernel,
 )
 
-ACTS = ("relu", "gelu", "silu", "hswish", "none")
+ACTS = (*ACTIVATIONS, "none")
 NORMS = ("bn", "ln", "none")
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
+    ACTIVATIONS,
     BlockFamily,
     Cost,
     LayerCall,
@@ -34,7 +35,13 @@ class Head(BlockFamily):
     reference = "ConvNeXt, DeepMAD, EfficientFormer, DeiT classification heads"
     params = (
         Param("hidden", int, 0, min=0, doc="width of a 1x1 conv before pooling, 0 for none"),
-        Param("act", str, "relu", choices=("relu", "gelu", "silu", "hswish"), doc="conv act"),
+        Param(
+            "act",
+            str,
+            "relu",
+            choices=ACTIVATIONS,
+            doc="conv act",
+        ),
         Param("prenorm", str, "none", choices=("none", "ln", "bn", "gn"), doc="norm before pool"),
         Param("pool", str, "avg", choices=("avg", "cls"), doc="global average or class token"),
         Param("norm", str, "ln", choices=("ln", "bn", "none"), doc="norm of pooled features"),

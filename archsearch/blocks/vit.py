@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
+    ACTIVATIONS,
     BlockFamily,
     Cost,
     LayerCall,
@@ -199,7 +200,15 @@ class TinyViTMerge(BlockFamily):
     name = "tinyvit_merge"
     roles: ClassVar[frozenset[Role]] = frozenset({"downsample"})
     reference = "TinyViT PatchMerging (Wu et al., ECCV 2022)"
-    params = (Param("act", str, "gelu", choices=("relu", "gelu", "silu"), doc="activation"),)
+    params = (
+        Param(
+            "act",
+            str,
+            "gelu",
+            choices=ACTIVATIONS,
+            doc="activation",
+        ),
+    )
 
     def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
         return out, conv_out(shape[1], 3, 2, 1), conv_out(shape[2], 3, 2, 1)

@@ -35,12 +35,13 @@ def skip(x: Tensor) -> Tensor:
 
 
 def make_act(name: str) -> nn.Module:
-    """An activation module by name: relu, gelu, silu, hswish or none."""
+    """An activation module by name: relu, gelu, silu, hswish, quickgelu or none."""
     acts: dict[str, type[nn.Module]] = {
         "relu": nn.ReLU,
         "gelu": nn.GELU,
         "silu": nn.SiLU,
         "hswish": nn.Hardswish,
+        "quickgelu": QuickGELU,
         "none": nn.Identity,
     }
     return acts[name]()

@@ -33,6 +33,7 @@ FLOP convention: 1 FLOP = 1 multiply-accumulate; MACs are at the space's 3x32x32
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import platform
@@ -88,9 +89,11 @@ def throughput(ref: str, k: int, steps: int, batch: int, seed: int) -> float:
     return steps * batch / elapsed
 
 
+@functools.cache
 def choose_members(seed: int, count: int, spread: bool) -> list[Any]:
     """The members compared (seeded): random ones, or with ``spread`` evenly spaced by rank
-    over the MACs of 2000 samples, from the cheapest to the dearest."""
+    over the MACs of 2000 samples, from the cheapest to the dearest (computed once per
+    process: every stand-alone training of a worker asks for them)."""
     space = archsearch.load_space(SPACE)
     rng = random.Random(seed + 1)
     if spread:

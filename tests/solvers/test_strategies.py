@@ -205,23 +205,32 @@ def test_evolution_mutates_towards_the_bound_polishes_then_restarts() -> None:
             break
     assert restarted and not old & {a.digest for _, a in s._aging}  # a new population
     # the state (polish round, stall count, restart point) round-trips exactly
+    propose_alike(s, restored(s, fresh()), {"params": 1.0})
+
+
+def restored(s: Any, b: Any) -> Any:
+    """The fresh strategy ``b`` with ``s``'s state, through JSON."""
     import json
 
-    a, b = s, fresh()
-    b.load_state_dict(json.loads(json.dumps(a.state_dict(), allow_nan=False)))
+    b.load_state_dict(json.loads(json.dumps(s.state_dict(), allow_nan=False)))
+    return b
+
+
+def propose_alike(a: Any, b: Any, values: dict[str, float]) -> None:
+    """``a`` and ``b`` propose the same three batches, each told ``values``."""
+    from archsearch.solvers import Result
+
     for _ in range(3):
         x, y = a.ask(10), b.ask(10)
         assert [c.digest for c in x] == [c.digest for c in y]
-        a.tell([Result(c, {"params": 1.0}) for c in x])
-        b.tell([Result(c, {"params": 1.0}) for c in y])
+        a.tell([Result(c, values) for c in x])
+        b.tell([Result(c, values) for c in y])
 
 
 def test_evolution_searches_next_to_the_front_when_it_stops_growing() -> None:
     """Several objectives: after front_after evaluations that add nothing to the non-dominated
     set of everything told, the next candidates are its unseen one-change neighbours, those of
     its bounding points first; the state (the set included) round-trips."""
-    import json
-
     from archsearch.solvers import Result
 
     nb201 = load_space("nb201")
@@ -235,38 +244,26 @@ def test_evolution_searches_next_to_the_front_when_it_stops_growing() -> None:
     s = fresh()
     first = s.ask(10)
     # first[0] dominates everything told after it; first[1] is the other bounding point
-    values = {first[0].digest: (1.0, 9.0), first[1].digest: (0.5, 1.0)}
-    s.tell(
-        [
-            Result(
-                a,
-                {
-                    "params": values.get(a.digest, (5.0, 0.0))[0],
-                    "macs": values.get(a.digest, (5.0, 0.0))[1],
-                },
-            )
-            for a in first
-        ]
-    )
+    dull = {"params": 5.0, "macs": 0.0}
+    ends = {
+        first[0].digest: {"params": 1.0, "macs": 9.0},
+        first[1].digest: {"params": 0.5, "macs": 1.0},
+    }
+    s.tell([Result(a, ends.get(a.digest, dull)) for a in first])
     assert [a.digest for _, a in s._archive] == [first[0].digest, first[1].digest]
     batch = s.ask(10)  # 8 evaluations added nothing: NSGA-II still
-    s.tell([Result(a, {"params": 5.0, "macs": 0.0}) for a in batch])
+    s.tell([Result(a, dull) for a in batch])
     near = s.ask(10)  # 18 without growth: the neighbours of both ends
-    ends = [nb201.encode(a) for a in first[:2]]
+    codes = [nb201.encode(a) for a in first[:2]]
     for a in near:
         code = nb201.encode(a)
-        assert min(sum(code[k] != e[k] for k in code) for e in ends) == 1
+        assert min(sum(code[k] != e[k] for k in code) for e in codes) == 1
     assert len({a.digest for a in near}) == 10 and not {a.digest for a in near} & {
         a.digest for a in first + batch
     }
-    b = fresh()
-    b.load_state_dict(json.loads(json.dumps(s.state_dict(), allow_nan=False)))
+    b = restored(s, fresh())
     assert [a.digest for _, a in b._archive] == [a.digest for _, a in s._archive]
-    for _ in range(3):
-        x, y = s.ask(10), b.ask(10)
-        assert [c.digest for c in x] == [c.digest for c in y]
-        s.tell([Result(c, {"params": 5.0, "macs": 0.0}) for c in x])
-        b.tell([Result(c, {"params": 5.0, "macs": 0.0}) for c in y])
+    propose_alike(s, b, dull)
 
 
 def test_evolution_options_are_checked() -> None:

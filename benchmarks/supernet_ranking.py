@@ -227,6 +227,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.repeats < 1:
         ap.error(f"--repeats: {args.repeats} is out of range; give 1 or more")
+    if args.supernet_epochs < 0:
+        ap.error(
+            f"--supernet-epochs: {args.supernet_epochs} is negative; give 1 or more (0: --epochs)"
+        )
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        ap.error(f"--threads: {args.threads} is out of range; give 1 to 1024")
     if not 1 <= args.jobs <= 64:
         ap.error(f"--jobs: {args.jobs} is out of range; give 1 to 64 (trainings at a time)")
     ref = args.data if ":" in args.data.split("/")[0] else f"idx:{args.data}"

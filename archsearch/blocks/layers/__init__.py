@@ -43,6 +43,7 @@ from archsearch.blocks.layers.hybrid import (
 )
 from archsearch.blocks.layers.network import Network, StageOutputs
 from archsearch.blocks.layers.resnas import PosPatchEmbed, ResidualReduction, ResNASBlock
+from archsearch.blocks.layers.swin import SwinBlock, SwinMerge
 from archsearch.blocks.layers.token_mixers import (
     MetaFormerBlock,
     PoolMixer,
@@ -85,6 +86,8 @@ __all__ = [
     "ResidualReduction",
     "SqueezeExcite",
     "StageOutputs",
+    "SwinBlock",
+    "SwinMerge",
     "TinyViTBlock",
     "TransformerBlock",
     "ViTEmbed",

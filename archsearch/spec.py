@@ -98,7 +98,9 @@ class Block:
         return get_block(self.type)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "out_channels": self.out_channels, "params": dict(self.params)}
+        """The canonical form: options added later are left out while at their default."""
+        params = get_block(self.type).canonical_params(self.params)
+        return {"type": self.type, "out_channels": self.out_channels, "params": params}
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "block") -> Block:

@@ -268,3 +268,16 @@ def test_a_plugin_family_without_layer_cannot_go_to_source() -> None:
     object.__setattr__(arch, "_layers", tuple(patched))
     with pytest.raises(ExportError, match=r"stages\[0\]\.blocks\[0\]: block type 'x'"):
         layer_calls(arch)
+
+
+def test_family_options_export(tmp_path: Path) -> None:
+    # MobileNetV3 (mbconv without expansion, hard-sigmoid squeeze-excite with ReLU, the head's
+    # conv after pooling) and a ResNeXt with squeeze-excite (grouped conv, SE on the bottleneck).
+    data = zoo.get("resnext50_32x4d").to_dict()
+    for stage in data["stages"]:
+        for block in stage["blocks"]:
+            block["params"]["se"] = block["out_channels"] // 16
+    archs = (_small(zoo.get("mobilenetv3_large")), _small(Architecture.from_dict(data)))
+    for arch in archs:
+        assert sum(p.numel() for p in build(arch).parameters()) == count(arch).params
+    exports_match(archs, tmp_path)

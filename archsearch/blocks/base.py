@@ -102,6 +102,14 @@ def linear_cost(c_in: int, c_out: int, tokens: int, *, bias: bool = True) -> Cos
     )
 
 
+def se_cost(channels: int, squeeze: int) -> Cost:
+    """Cost of squeeze-excite on ``channels`` through ``squeeze`` (biased 1x1 convs on the
+    pooled 1x1 map; the pooling and the gate count zero)."""
+    return conv_cost(channels, squeeze, 1, 1, 1, bias=True) + conv_cost(
+        squeeze, channels, 1, 1, 1, bias=True
+    )
+
+
 def norm_params(channels: int, norm: str) -> int:
     """Trainable parameters of a normalisation layer ("bn", "ln", "gn" or "none")."""
     return 0 if norm == "none" else 2 * channels
@@ -162,6 +170,9 @@ class Param:
         min: Smallest allowed value (numbers).
         max: Largest allowed value (numbers).
         doc: One line for the user.
+        elide_default: An option added after specs were stored: while at its (constant)
+            default it is left out of the spec's canonical form, and so of its digest, so that
+            every stored architecture keeps its digest.
     """
 
     name: str
@@ -171,6 +182,11 @@ class Param:
     min: float | None = None
     max: float | None = None
     doc: str = ""
+    elide_default: bool = False
+
+    def __post_init__(self) -> None:
+        if self.elide_default and (self.default is None or callable(self.default)):
+            raise TypeError(f"parameter {self.name!r}: elide_default needs a constant default")
 
     def coerce(self, value: Any, where: str) -> Scalar:
         """Returns ``value`` as this parameter's type, or raises ValueError explaining why not."""
@@ -277,6 +293,16 @@ class BlockFamily(ABC):
 
     def param(self, name: str) -> Param:
         return self._by_name[name]
+
+    def canonical_params(self, params: Mapping[str, Scalar]) -> dict[str, Scalar]:
+        """Resolved ``params`` without the options that are at an elided default (the form
+        that spec files, JSON and digests hold)."""
+        by_name = self._by_name
+        return {
+            k: v
+            for k, v in params.items()
+            if k not in by_name or not by_name[k].elide_default or v != by_name[k].default
+        }
 
     def alias(self, name: str) -> Alias | None:
         return next((a for a in self.aliases if a.name == name), None)

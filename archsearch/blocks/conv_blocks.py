@@ -2,12 +2,14 @@
 
 * ``convnext``: depthwise kxk conv, LayerNorm, MLP with GELU, layer scale, residual
   (ConvNeXt, Liu et al., CVPR 2022).
-* ``mbconv``: inverted residual: 1x1 expansion, kxk depthwise (optionally strided),
-  squeeze-excite, 1x1 projection; identity residual when the shape is kept
+* ``mbconv``: inverted residual: 1x1 expansion (optional), kxk depthwise (optionally
+  strided), squeeze-excite (sigmoid or hard-sigmoid gate), 1x1 projection; identity residual
+  when the shape is kept (MobileNetV3, Howard et al. 2019, for the options)
   (MobileNetV2, Sandler et al. 2018; EfficientNet, Tan & Le 2019; DeepMAD's ResK1DWSEK1).
 * ``bottleneck``: ResNet's 1x1-kxk-1x1 bottleneck with the stride in the kxk conv (ResNet
   v1.5) and a 1x1 projection shortcut when the shape changes (He et al., CVPR 2016; DeepMAD's
-  ResK1KXK1 uses the ``avgpool`` shortcut: 2x2 average pool, then the projection).
+  ResK1KXK1 uses the ``avgpool`` shortcut: 2x2 average pool, then the projection); optionally
+  a grouped kxk conv (ResNeXt) and squeeze-excite on the output before the sum (SE-ResNet).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from archsearch.blocks.base import (
     linear_cost,
     odd_kernel,
     ratio_of,
+    se_cost,
     times,
 )
 
@@ -92,6 +95,30 @@ class MBConv(BlockFamily):
             doc="activation",
         ),
         Param("final_act", bool, False, doc="activation after the residual sum (TinyViT)"),
+        Param(
+            "expand_conv",
+            bool,
+            True,
+            doc="the 1x1 expansion conv; false: the depthwise conv takes the input directly "
+            "(MobileNetV2/V3's and EfficientNet's first block; hidden must equal in_channels)",
+            elide_default=True,
+        ),
+        Param(
+            "se_act",
+            str,
+            "same",
+            choices=("same", *ACTIVATIONS),
+            doc="squeeze-excite activation: same as act, or another (MobileNetV3: relu)",
+            elide_default=True,
+        ),
+        Param(
+            "se_gate",
+            str,
+            "sigmoid",
+            choices=("sigmoid", "hsigmoid"),
+            doc="squeeze-excite gate: sigmoid, or MobileNetV3's hard sigmoid",
+            elide_default=True,
+        ),
     )
     aliases = (
         Alias("expand", "hidden", lambda cin, cout, r: ratio_of(cin, r), "hidden/in_channels"),
@@ -111,6 +138,11 @@ class MBConv(BlockFamily):
     )
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
+        if not p["expand_conv"] and int(p["hidden"]) != shape[0]:
+            return (
+                f"expand_conv=false needs hidden={p['hidden']} to equal in_channels={shape[0]} "
+                "(without the expansion conv the depthwise conv takes the input)"
+            )
         return odd_kernel(p) or super().check(shape, out, p)
 
     def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
@@ -122,19 +154,20 @@ class MBConv(BlockFamily):
         hid, se, k = int(p["hidden"]), int(p["se"]), int(p["kernel"])
         _, ho, wo = self.out_shape(shape, out, p)
         total = (
-            conv_cost(c, hid, 1, h, w)
-            + conv_cost(hid, hid, k, ho, wo, groups=hid)
+            conv_cost(hid, hid, k, ho, wo, groups=hid)
             + conv_cost(hid, out, 1, ho, wo)
-            + Cost(4 * hid + 2 * out)
+            + Cost(2 * hid + 2 * out)
         )
+        if p["expand_conv"]:
+            total += conv_cost(c, hid, 1, h, w) + Cost(2 * hid)
         if se:
-            total += conv_cost(hid, se, 1, 1, 1, bias=True) + conv_cost(
-                se, hid, 1, 1, 1, bias=True
-            )
+            total += se_cost(hid, se)
         return total
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         k = int(p["kernel"])
+        if not p["expand_conv"]:
+            return (k * k, int(p["hidden"]))
         return (shape[0], k * k, int(p["hidden"]))
 
     def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
@@ -148,13 +181,23 @@ class MBConv(BlockFamily):
             "act": str(p["act"]),
             "final_act": bool(p["final_act"]),
         }
+        # Options at their defaults stay out of the call (an exported file reads as before).
+        if not p["expand_conv"]:
+            kwargs["expand_conv"] = False
+        if p["se"] and p["se_act"] != "same":
+            kwargs["se_act"] = str(p["se_act"])
+        if p["se"] and p["se_gate"] != "sigmoid":
+            kwargs["se_gate"] = str(p["se_gate"])
         return LayerCall(mbconv, (shape[0], out), kwargs)
 
 
 class Bottleneck(BlockFamily):
     name = "bottleneck"
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
-    reference = "ResNet (He et al., CVPR 2016), v1.5 stride placement; DeepMAD ResK1KXK1"
+    reference = (
+        "ResNet (He et al., CVPR 2016), v1.5 stride placement; ResNeXt (Xie et al., CVPR 2017); "
+        "SE-ResNet (Hu et al., CVPR 2018); DeepMAD ResK1KXK1"
+    )
     params = (
         Param("hidden", int, min=1, doc="bottleneck width"),
         Param("kernel", int, 3, min=1, doc="middle conv kernel size (odd)"),
@@ -166,12 +209,39 @@ class Bottleneck(BlockFamily):
             choices=("conv", "avgpool"),
             doc="conv: strided 1x1 projection; avgpool: 2x2 average pool then 1x1 projection",
         ),
+        Param(
+            "groups",
+            int,
+            1,
+            min=1,
+            doc="groups of the middle conv (ResNeXt's cardinality; must divide hidden)",
+            elide_default=True,
+        ),
+        Param(
+            "se",
+            int,
+            0,
+            min=0,
+            doc="squeeze-excite width on the output, before the sum (SE-ResNet), 0 for none",
+            elide_default=True,
+        ),
     )
     aliases = (
         Alias("btn_ratio", "hidden", lambda cin, cout, r: ratio_of(cout, r), "hidden/width"),
+        Alias(
+            "se_ratio",
+            "se",
+            lambda cin, cout, r: ratio_of(cout, r) if r > 0 else 0,
+            "squeeze width/out_channels (SE-ResNet: 1/16), 0 for none",
+        ),
     )
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
+        if int(p["hidden"]) % int(p["groups"]):
+            return (
+                f"groups={p['groups']} must divide hidden={p['hidden']}; choose a divisor of the "
+                "bottleneck width"
+            )
         return odd_kernel(p) or super().check(shape, out, p)
 
     def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
@@ -185,21 +255,23 @@ class Bottleneck(BlockFamily):
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, h, w = shape
-        hid, k = int(p["hidden"]), int(p["kernel"])
+        hid, k, se = int(p["hidden"]), int(p["kernel"]), int(p["se"])
         _, ho, wo = self.out_shape(shape, out, p)
         total = (
             conv_cost(c, hid, 1, h, w)
-            + conv_cost(hid, hid, k, ho, wo)
+            + conv_cost(hid, hid, k, ho, wo, groups=int(p["groups"]))
             + conv_cost(hid, out, 1, ho, wo)
             + Cost(4 * hid + 2 * out)
         )
+        if se:
+            total += se_cost(out, se)
         if self._projects(shape, out, p):
             total += conv_cost(c, out, 1, ho, wo) + Cost(2 * out)
         return total
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         k, hid = int(p["kernel"]), int(p["hidden"])
-        return (shape[0], hid * k * k, hid)
+        return (shape[0], hid * k * k / int(p["groups"]), hid)
 
     def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import bottleneck
@@ -213,5 +285,7 @@ class Bottleneck(BlockFamily):
             "kernel": int(p["kernel"]),
             "stride": int(p["stride"]),
             "shortcut": shortcut,
+            "groups": int(p["groups"]),
+            "se": int(p["se"]),
         }
         return LayerCall(bottleneck, (shape[0], out), kwargs)

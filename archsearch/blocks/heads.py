@@ -4,7 +4,8 @@
 ``ConvKXBNRELU``), an optional norm of the map or token sequence before pooling
 (EfficientFormer's LayerNorm, PoolFormer's GroupNorm, Next-ViT's BatchNorm), pooling (global
 average, or the class token of a sequence as in DeiT and CvT), an optional norm of the pooled
-features (ConvNeXt, TinyViT), and a linear classifier; with ``distill`` a second classifier
+features (ConvNeXt, TinyViT), an optional biased 1x1 conv and activation on the pooled features
+(MobileNetV3's ``conv_head``), and a linear classifier; with ``distill`` a second classifier
 whose logits are averaged with the first (DeiT/EfficientFormer distillation heads). Its
 ``out_channels`` is the number of classes.
 """
@@ -46,6 +47,15 @@ class Head(BlockFamily):
         Param("pool", str, "avg", choices=("avg", "cls"), doc="global average or class token"),
         Param("norm", str, "ln", choices=("ln", "bn", "none"), doc="norm of pooled features"),
         Param("distill", bool, False, doc="second (distillation) classifier, logits averaged"),
+        Param(
+            "post_hidden",
+            int,
+            0,
+            min=0,
+            doc="width of a biased 1x1 conv (no norm) and act after pooling (MobileNetV3), 0 "
+            "for none",
+            elide_default=True,
+        ),
     )
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
@@ -74,6 +84,10 @@ class Head(BlockFamily):
             total += conv_cost(c, hid, 1, h, w) + Cost(2 * hid)
         width = hid or c
         total += Cost(norm_params(width, str(p["prenorm"])) + norm_params(width, str(p["norm"])))
+        post = int(p["post_hidden"])
+        if post:
+            total += linear_cost(width, post, 1)
+            width = post
         return total + linear_cost(width, out, 1) * (2 if p["distill"] else 1)
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
@@ -91,4 +105,6 @@ class Head(BlockFamily):
             "norm": str(p["norm"]),
             "distill": bool(p["distill"]),
         }
+        if p["post_hidden"]:  # at its default it stays out of the call, as before the option
+            kwargs["post_hidden"] = int(p["post_hidden"])
         return LayerCall(HeadModule, (shape[0], out), kwargs)

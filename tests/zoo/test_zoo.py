@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
 import archsearch
 from archsearch.cost import count
@@ -25,6 +26,8 @@ EXACT = {
     "deit_ti": 5_717_416,
     "cvt_13": 19_997_480,
     "swin_t": 28_288_354,
+    "resnext50_32x4d": 25_028_904,
+    "mobilenetv3_large": 5_483_032,
 }
 PAPER_GFLOPS = {
     "convnext_t": 4.5,
@@ -37,6 +40,8 @@ PAPER_GFLOPS = {
     "deit_ti": 1.3,
     "cvt_13": 4.5,
     "swin_t": 4.5,
+    "resnext50_32x4d": 4.2,
+    "mobilenetv3_large": 0.219,
 }
 
 
@@ -105,6 +110,8 @@ WHY_NOT = {
     "pvt_v2_b0": "padding=3 is not among the space's choices",
     "resnet50": "stem: block type 'resnet_stem' is not allowed here",
     "swin_t": "block type 'swin' is not allowed here",
+    "resnext50_32x4d": "stem: block type 'resnet_stem' is not allowed here",
+    "mobilenetv3_large": "5 stages, but space 'hybrid' has 4",
 }
 
 
@@ -124,3 +131,16 @@ def test_reference_points() -> None:
     assert [p["zoo"] for p in points] == names()
     assert all(p["entropy"] > 0 and p["macs"] > 0 for p in points)
     assert archsearch.zoo.reference_points([], input_shape=(3, 32, 32)) == []
+
+
+def test_se_resnet50_outside_the_zoo_is_exact() -> None:
+    # SE-ResNet-50 is not a zoo entry (its paper's 3.87 GFLOPs is for ResNet v1 strides, 4.09
+    # with v1.5's), but the bottleneck's se option writes it exactly: timm's seresnet50 counts
+    # 28,088,024 parameters.
+    spec = yaml.safe_load(entry("resnet50").arch.to_yaml())
+    for stage in spec["stages"]:
+        for block in stage["blocks"]:
+            block["params"]["se"] = block["out_channels"] // 16
+    arch = archsearch.Architecture.from_dict(spec)
+    assert count(arch).params == 28_088_024
+    assert count(arch) == measure_arch(arch)

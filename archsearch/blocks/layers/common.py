@@ -92,18 +92,20 @@ class ConvNormAct(nn.Sequential):
 
 
 class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation (Hu et al., 2018) with biased 1x1 convolutions, as in timm."""
+    """Squeeze-and-excitation (Hu et al., 2018) with biased 1x1 convolutions, as in timm; the
+    gate is a sigmoid or MobileNetV3's hard sigmoid (``relu6(x + 3) / 6``)."""
 
-    def __init__(self, channels: int, squeeze: int, act: str) -> None:
+    def __init__(self, channels: int, squeeze: int, act: str, gate: str = "sigmoid") -> None:
         super().__init__()
         self.reduce = nn.Conv2d(channels, squeeze, 1, bias=True)
         self.act = make_act(act)
         self.expand = nn.Conv2d(squeeze, channels, 1, bias=True)
+        self.gate: nn.Module = nn.Hardsigmoid() if gate == "hsigmoid" else nn.Sigmoid()
 
     def forward(self, x: Tensor) -> Tensor:
         s = x.mean((2, 3), keepdim=True)
         s = self.expand(self.act(self.reduce(s)))
-        return x * torch.sigmoid(s)
+        return x * self.gate(s)
 
 
 class LayerScale(nn.Module):

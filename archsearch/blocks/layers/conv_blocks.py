@@ -42,14 +42,21 @@ def mbconv(
     se: int,
     act: str,
     final_act: bool,
+    expand_conv: bool = True,
+    se_act: str = "same",
+    se_gate: str = "sigmoid",
 ) -> nn.Module:
-    """Inverted residual: 1x1 expansion to ``hidden``, kxk depthwise, squeeze-excite (``se``
-    channels, 0 for none), 1x1 projection; an identity residual when the shape is kept, and
-    ``final_act`` after the sum (TinyViT)."""
+    """Inverted residual: 1x1 expansion to ``hidden`` (unless ``expand_conv`` is false: then
+    ``hidden == c_in`` and an identity stands in), kxk depthwise, squeeze-excite (``se``
+    channels, 0 for none; ``se_act`` "same" is ``act``), 1x1 projection; an identity residual
+    when the shape is kept, and ``final_act`` after the sum (TinyViT)."""
+    excite: nn.Module = nn.Identity()
+    if se:
+        excite = SqueezeExcite(hidden, se, act if se_act == "same" else se_act, se_gate)
     body = nn.Sequential(
-        ConvNormAct(c_in, hidden, 1, act=act),
+        ConvNormAct(c_in, hidden, 1, act=act) if expand_conv else nn.Identity(),
         ConvNormAct(hidden, hidden, kernel, stride=stride, groups=hidden, act=act),
-        SqueezeExcite(hidden, se, act) if se else nn.Identity(),
+        excite,
         ConvNormAct(hidden, c_out, 1, act="none"),
     )
     if stride == 1 and c_in == c_out:
@@ -60,16 +67,27 @@ def mbconv(
 
 
 def bottleneck(
-    c_in: int, c_out: int, *, hidden: int, kernel: int, stride: int, shortcut: str
+    c_in: int,
+    c_out: int,
+    *,
+    hidden: int,
+    kernel: int,
+    stride: int,
+    shortcut: str,
+    groups: int = 1,
+    se: int = 0,
 ) -> Residual:
-    """ResNet's 1x1-kxk-1x1 bottleneck, stride in the kxk conv, ReLU after the sum; the
-    shortcut is ``identity``, ``conv`` (a strided 1x1 projection) or ``avgpool`` (a 2x2 average
-    pool when strided, then a 1x1 projection when the width changes)."""
+    """ResNet's 1x1-kxk-1x1 bottleneck, stride in the (``groups``-grouped) kxk conv, optional
+    squeeze-excite (``se`` channels) on the output, ReLU after the sum; the shortcut is
+    ``identity``, ``conv`` (a strided 1x1 projection) or ``avgpool`` (a 2x2 average pool when
+    strided, then a 1x1 projection when the width changes)."""
     body = nn.Sequential(
         ConvNormAct(c_in, hidden, 1),
-        ConvNormAct(hidden, hidden, kernel, stride=stride),
+        ConvNormAct(hidden, hidden, kernel, stride=stride, groups=groups),
         ConvNormAct(hidden, c_out, 1, act="none"),
     )
+    if se:
+        body.append(SqueezeExcite(c_out, se, "relu"))
     link: nn.Module = nn.Identity()
     if shortcut == "avgpool":
         parts: list[nn.Module] = []

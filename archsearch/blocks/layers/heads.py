@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from archsearch.blocks.layers.common import ConvNormAct, make_norm2d
+from archsearch.blocks.layers.common import ConvNormAct, make_act, make_norm2d
 
 
 class Head(nn.Module):
-    """[1x1 conv, BN, act], [norm], pool (average or class token), [norm], linear(s)."""
+    """[1x1 conv, BN, act], [norm], pool (average or class token), [norm], [linear, act],
+    linear(s)."""
 
     def __init__(
         self,
@@ -21,6 +22,7 @@ class Head(nn.Module):
         pool: str,
         norm: str,
         distill: bool,
+        post_hidden: int = 0,
     ) -> None:
         super().__init__()
         self.conv: nn.Module = ConvNormAct(c_in, hidden, 1, act=act) if hidden else nn.Identity()
@@ -33,13 +35,17 @@ class Head(nn.Module):
             "none": nn.Identity(),
         }
         self.norm = norms[norm]
+        self.post: nn.Module = nn.Identity()
+        if post_hidden:  # a 1x1 conv on the pooled 1x1 map is a linear layer
+            self.post = nn.Sequential(nn.Linear(width, post_hidden), make_act(act))
+            width = post_hidden
         self.fc = nn.Linear(width, num_classes)
         self.fc_dist = nn.Linear(width, num_classes) if distill else None
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.prenorm(self.conv(x))
         x = x[:, :, 0, 0] if self.pool == "cls" else x.mean((2, 3))
-        x = self.norm(x)
+        x = self.post(self.norm(x))
         if self.fc_dist is None:
             return self.fc(x)
         return (self.fc(x) + self.fc_dist(x)) / 2

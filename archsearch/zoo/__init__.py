@@ -37,6 +37,7 @@ class _EntryModel(BaseModel):
     params: int
     paper_params: str
     paper_gflops: float
+    paper_gflops_digits: int | None = None
     gflops_note: str | None = None
     notes: str = ""
     spec: dict[str, Any]
@@ -53,6 +54,8 @@ class ZooEntry:
         params: That implementation's exact parameter count (224x224, 1000 classes).
         paper_params: The parameter count as the paper prints it.
         paper_gflops: GFLOPs as the paper prints them (1 FLOP = 1 MAC).
+        paper_gflops_digits: The decimals the paper prints them with, when the float does not
+            say (``1.0`` for a paper printing "1G": 0); None: the float's own decimals.
         gflops_note: Why archsearch's count differs from the paper by more than 3%, if it does.
         notes: Details of the expression.
         arch: The architecture.
@@ -64,6 +67,7 @@ class ZooEntry:
     params: int
     paper_params: str
     paper_gflops: float
+    paper_gflops_digits: int | None
     gflops_note: str | None
     notes: str
     arch: Architecture

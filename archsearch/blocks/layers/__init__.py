@@ -31,6 +31,7 @@ from archsearch.blocks.layers.common import (
 )
 from archsearch.blocks.layers.conv_blocks import ConvNeXtBlock, bottleneck, mbconv
 from archsearch.blocks.layers.conv_layers import conv_norm, conv_stem, resnet_stem
+from archsearch.blocks.layers.convit import GPSABlock
 from archsearch.blocks.layers.heads import Head
 from archsearch.blocks.layers.hybrid import (
     ConvAttention,
@@ -50,6 +51,7 @@ from archsearch.blocks.layers.token_mixers import (
     TransformerBlock,
     poolformer_block,
 )
+from archsearch.blocks.layers.tokens import ClsToken, PosConv
 from archsearch.blocks.layers.vit import (
     BiasedAttention,
     MetaBlock3d,
@@ -61,12 +63,14 @@ from archsearch.blocks.layers.vit import (
 __all__ = [
     "Attention",
     "BiasedAttention",
+    "ClsToken",
     "ConvAttention",
     "ConvNeXtBlock",
     "ConvNormAct",
     "CvTBlock",
     "CvTEmbed",
     "EfficientAttention",
+    "GPSABlock",
     "Head",
     "LayerNorm2d",
     "LayerScale",
@@ -79,6 +83,7 @@ __all__ = [
     "NextPatchEmbed",
     "NextTransformerBlock",
     "PoolMixer",
+    "PosConv",
     "PosPatchEmbed",
     "QuickGELU",
     "ResNASBlock",

@@ -143,6 +143,17 @@ def keeps_width(shape: Shape, out: int, family: str) -> str | None:
     return None
 
 
+def heads_divide(out: int, heads: int) -> str | None:
+    """Why ``heads`` attention heads cannot split ``out`` channels, or None if they can."""
+    if out % heads:
+        divisors = [d for d in range(1, min(out, 64) + 1) if out % d == 0]
+        return (
+            f"heads={heads} does not divide out_channels={out}; "
+            f"choose heads among {', '.join(map(str, divisors))}"
+        )
+    return None
+
+
 def group_norm_fits(norm: str, shape: Shape) -> str | None:
     """PyTorch's GroupNorm(1, C) needs more than one value per sample."""
     if norm == "gn" and shape[0] * shape[1] * shape[2] < 2:

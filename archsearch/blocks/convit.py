@@ -21,6 +21,7 @@ from archsearch.blocks.base import (
     Param,
     Role,
     Shape,
+    heads_divide,
     keeps_width,
     linear_cost,
     times,
@@ -43,11 +44,9 @@ class GPSA(BlockFamily):
     aliases = (MLP_RATIO, HEAD_DIM)
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name)
+        reason = keeps_width(shape, out, self.name) or heads_divide(out, int(p["heads"]))
         if reason:
             return reason
-        if out % int(p["heads"]):
-            return f"heads={p['heads']} does not divide out_channels={out}"
         if token_grid(shape) is None:
             return (
                 f"gpsa needs a map or a square grid of tokens without a class token; the "

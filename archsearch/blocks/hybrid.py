@@ -31,6 +31,7 @@ from archsearch.blocks.base import (
     Shape,
     conv_cost,
     conv_out,
+    heads_divide,
     keeps_width,
     linear_cost,
     odd_kernel,
@@ -259,10 +260,9 @@ class CvT(BlockFamily):
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
         reason = keeps_width(shape, out, self.name) or odd_kernel(p)
+        reason = reason or heads_divide(out, int(p["heads"]))
         if reason:
             return reason
-        if out % int(p["heads"]):
-            return f"heads={p['heads']} does not divide out_channels={out}"
         if p["cls"] and (shape[2] != 1 or _square_side(shape[1]) is None):
             return (
                 f"cls=true needs a token sequence (C, 1 + side^2, 1) after a cvt_embed with "

@@ -22,6 +22,7 @@ from archsearch.blocks.base import (
     Param,
     Role,
     Shape,
+    heads_divide,
     keeps_width,
     linear_cost,
     times,
@@ -53,11 +54,9 @@ class Swin(BlockFamily):
     aliases = (MLP_RATIO, HEAD_DIM)
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name)
+        reason = keeps_width(shape, out, self.name) or heads_divide(out, int(p["heads"]))
         if reason:
             return reason
-        if out % int(p["heads"]):
-            return f"heads={p['heads']} does not divide out_channels={out}"
         ws, _ = swin_window(shape, int(p["window"]), bool(p["shift"]))
         if shape[1] % ws or shape[2] % ws:
             return (

@@ -29,6 +29,7 @@ from archsearch.blocks.base import (
     Shape,
     conv_cost,
     group_norm_fits,
+    heads_divide,
     keeps_width,
     linear_cost,
     odd_kernel,
@@ -108,17 +109,8 @@ class _AttentionFamily(BlockFamily):
     attention = True
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name)
-        if reason:
-            return reason
-        heads = int(p["heads"])
-        if out % heads:
-            divisors = [d for d in range(1, min(out, 64) + 1) if out % d == 0]
-            return (
-                f"heads={heads} does not divide out_channels={out}; "
-                f"choose heads among {', '.join(map(str, divisors))}"
-            )
-        return super().check(shape, out, p)
+        reason = keeps_width(shape, out, self.name) or heads_divide(out, int(p["heads"]))
+        return reason or super().check(shape, out, p)
 
     def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
         return shape

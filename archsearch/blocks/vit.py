@@ -33,6 +33,7 @@ from archsearch.blocks.base import (
     conv_cost,
     conv_out,
     group_norm_fits,
+    heads_divide,
     keeps_width,
     linear_cost,
     odd_kernel,
@@ -151,12 +152,12 @@ class TinyViT(BlockFamily):
     aliases = (MLP_RATIO, HEAD_DIM)
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name) or odd_kernel(p, "local_conv")
-        if reason:
-            return reason
-        if out % int(p["heads"]):
-            return f"heads={p['heads']} does not divide out_channels={out}"
-        return super().check(shape, out, p)
+        reason = (
+            keeps_width(shape, out, self.name)
+            or odd_kernel(p, "local_conv")
+            or heads_divide(out, int(p["heads"]))
+        )
+        return reason or super().check(shape, out, p)
 
     def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
         return shape

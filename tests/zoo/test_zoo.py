@@ -29,6 +29,7 @@ EXACT = {
     "resnext50_32x4d": 25_028_904,
     "mobilenetv3_large": 5_483_032,
     "convit_ti": 5_710_512,
+    "uniformer_s": 21_545_256,
 }
 PAPER_GFLOPS = {
     "convnext_t": 4.5,
@@ -44,6 +45,7 @@ PAPER_GFLOPS = {
     "resnext50_32x4d": 4.2,
     "mobilenetv3_large": 0.219,
     "convit_ti": 1.0,
+    "uniformer_s": 3.6,
 }
 
 
@@ -117,6 +119,7 @@ WHY_NOT = {
     "resnext50_32x4d": "stem: block type 'resnet_stem' is not allowed here",
     "mobilenetv3_large": "5 stages, but space 'hybrid' has 4",
     "convit_ti": "1 stage, but space 'hybrid' has 4",
+    "uniformer_s": "stages[0] depth 6 is not in space 'hybrid'",
 }
 
 

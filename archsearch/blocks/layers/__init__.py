@@ -52,6 +52,7 @@ from archsearch.blocks.layers.token_mixers import (
     poolformer_block,
 )
 from archsearch.blocks.layers.tokens import ClsToken, PosConv
+from archsearch.blocks.layers.uniformer import UniFormerConvBlock
 from archsearch.blocks.layers.vit import (
     BiasedAttention,
     MetaBlock3d,
@@ -95,6 +96,7 @@ __all__ = [
     "SwinMerge",
     "TinyViTBlock",
     "TransformerBlock",
+    "UniFormerConvBlock",
     "ViTEmbed",
     "bottleneck",
     "conv_mlp",

@@ -30,6 +30,7 @@ EXACT = {
     "mobilenetv3_large": 5_483_032,
     "convit_ti": 5_710_512,
     "uniformer_s": 21_545_256,
+    "repvgg_a0": 8_309_384,
 }
 PAPER_GFLOPS = {
     "convnext_t": 4.5,
@@ -46,6 +47,7 @@ PAPER_GFLOPS = {
     "mobilenetv3_large": 0.219,
     "convit_ti": 1.0,
     "uniformer_s": 3.6,
+    "repvgg_a0": 1.4,
 }
 
 
@@ -120,6 +122,7 @@ WHY_NOT = {
     "mobilenetv3_large": "5 stages, but space 'hybrid' has 4",
     "convit_ti": "1 stage, but space 'hybrid' has 4",
     "uniformer_s": "stages[0] depth 6 is not in space 'hybrid'",
+    "repvgg_a0": "stem: block type 'repvgg' is not allowed here",
 }
 
 

@@ -43,6 +43,7 @@ from archsearch.blocks.layers.hybrid import (
     NextTransformerBlock,
 )
 from archsearch.blocks.layers.network import Network, StageOutputs
+from archsearch.blocks.layers.repvgg import RepVGGBlock, reparameterize
 from archsearch.blocks.layers.resnas import PosPatchEmbed, ResidualReduction, ResNASBlock
 from archsearch.blocks.layers.swin import SwinBlock, SwinMerge
 from archsearch.blocks.layers.token_mixers import (
@@ -87,6 +88,7 @@ __all__ = [
     "PosConv",
     "PosPatchEmbed",
     "QuickGELU",
+    "RepVGGBlock",
     "ResNASBlock",
     "Residual",
     "ResidualReduction",
@@ -109,6 +111,7 @@ __all__ = [
     "nb201_reduce",
     "no_residual",
     "poolformer_block",
+    "reparameterize",
     "resnet_stem",
     "skip",
     "tinyvit_merge",

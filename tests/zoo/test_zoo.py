@@ -31,6 +31,7 @@ EXACT = {
     "convit_ti": 5_710_512,
     "uniformer_s": 21_545_256,
     "repvgg_a0": 8_309_384,
+    "efficientformerv2_s0": 3_600_256,
 }
 PAPER_GFLOPS = {
     "convnext_t": 4.5,
@@ -48,6 +49,7 @@ PAPER_GFLOPS = {
     "convit_ti": 1.0,
     "uniformer_s": 3.6,
     "repvgg_a0": 1.4,
+    "efficientformerv2_s0": 0.40,
 }
 
 
@@ -123,6 +125,7 @@ WHY_NOT = {
     "convit_ti": "1 stage, but space 'hybrid' has 4",
     "uniformer_s": "stages[0] depth 6 is not in space 'hybrid'",
     "repvgg_a0": "stem: block type 'repvgg' is not allowed here",
+    "efficientformerv2_s0": "block type 'effv2_ffn' is not allowed here",
 }
 
 

@@ -32,6 +32,7 @@ from archsearch.blocks.layers.common import (
 from archsearch.blocks.layers.conv_blocks import ConvNeXtBlock, bottleneck, mbconv
 from archsearch.blocks.layers.conv_layers import conv_norm, conv_stem, resnet_stem
 from archsearch.blocks.layers.convit import GPSABlock
+from archsearch.blocks.layers.effformer_v2 import EffV2AttnBlock, EffV2Down, EffV2FFN
 from archsearch.blocks.layers.heads import Head
 from archsearch.blocks.layers.hybrid import (
     ConvAttention,
@@ -71,6 +72,9 @@ __all__ = [
     "ConvNormAct",
     "CvTBlock",
     "CvTEmbed",
+    "EffV2AttnBlock",
+    "EffV2Down",
+    "EffV2FFN",
     "EfficientAttention",
     "GPSABlock",
     "Head",

@@ -5,9 +5,10 @@
 (EfficientFormer's LayerNorm, PoolFormer's GroupNorm, Next-ViT's BatchNorm), pooling (global
 average, or the class token of a sequence as in DeiT and CvT), an optional norm of the pooled
 features (ConvNeXt, TinyViT), an optional biased 1x1 conv and activation on the pooled features
-(MobileNetV3's ``conv_head``), and a linear classifier; with ``distill`` a second classifier
-whose logits are averaged with the first (DeiT/EfficientFormer distillation heads). Its
-``out_channels`` is the number of classes.
+(MobileNetV3's ``conv_head``), and a linear classifier; with ``aux`` a token-labelling
+classifier on every token but the class token, whose per-class maximum is added at half weight
+(VOLO); with ``distill`` a second classifier whose logits are averaged with the first
+(DeiT/EfficientFormer distillation heads). Its ``out_channels`` is the number of classes.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ class Head(BlockFamily):
             "for none",
             elide_default=True,
         ),
+        Param(
+            "aux",
+            bool,
+            False,
+            doc="token-labelling head (VOLO, LV-ViT; needs pool: cls): a classifier on every "
+            "other token, each class's maximum over tokens added at half weight",
+            elide_default=True,
+        ),
     )
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
@@ -63,6 +72,8 @@ class Head(BlockFamily):
         reason = group_norm_fits(str(p["prenorm"]), (width, shape[1], shape[2]))
         if reason:
             return reason
+        if p["aux"] and (p["pool"] != "cls" or shape[1] < 2):
+            return "aux=true scores the tokens beside the class token: it needs pool: cls"
         if p["pool"] == "cls" and shape[2] != 1:
             return (
                 f"pool=cls needs a token sequence (C, tokens, 1) with a class token first; the "
@@ -84,6 +95,8 @@ class Head(BlockFamily):
             total += conv_cost(c, hid, 1, h, w) + Cost(2 * hid)
         width = hid or c
         total += Cost(norm_params(width, str(p["prenorm"])) + norm_params(width, str(p["norm"])))
+        if p["aux"]:
+            total += linear_cost(width, out, h * w - 1)
         post = int(p["post_hidden"])
         if post:
             total += linear_cost(width, post, 1)
@@ -107,4 +120,6 @@ class Head(BlockFamily):
         }
         if p["post_hidden"]:  # at its default it stays out of the call, as before the option
             kwargs["post_hidden"] = int(p["post_hidden"])
+        if p["aux"]:
+            kwargs["aux"] = True
         return LayerCall(HeadModule, (shape[0], out), kwargs)

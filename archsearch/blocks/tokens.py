@@ -4,6 +4,8 @@
   ``k x k`` conv (CPVT's PEG, Chu et al., ICLR 2023; UniFormer's DPE, Li et al., ICLR 2022), on
   a map, or on a token sequence laid out as its square grid (a class token, if ``cls``, passes
   through unchanged).
+* ``pos_embed``: a learned position embedding added to a map or a token sequence, one value per
+  channel and position (ViT's, placed anywhere: VOLO adds it after its first downsample).
 * ``cls_token``: a learned class token joins the tokens here: a map or a token sequence
   ``(C, T, 1)`` becomes ``(C, 1 + T, 1)``, the class token first (ConViT joins it after ten
   blocks, CaiT before its class-attention blocks; the head's ``pool: cls`` reads it out).
@@ -99,3 +101,27 @@ class ClsToken(BlockFamily):
         from archsearch.blocks.layers import ClsToken as ClsTokenModule
 
         return LayerCall(ClsTokenModule, (out,))
+
+
+class PosEmbed(BlockFamily):
+    name = "pos_embed"
+    width_keeping = True
+    roles: ClassVar[frozenset[Role]] = frozenset({"block"})
+    reference = "ViT (Dosovitskiy et al., ICLR 2021); VOLO (Yuan et al., TPAMI 2022)"
+
+    def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
+        return keeps_width(shape, out, self.name) or super().check(shape, out, p)
+
+    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
+        return shape
+
+    def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
+        return Cost(shape[0] * shape[1] * shape[2])
+
+    def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
+        return ()
+
+    def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
+        from archsearch.blocks.layers import PosEmbed as PosEmbedModule
+
+        return LayerCall(PosEmbedModule, shape)

@@ -32,6 +32,7 @@ EXACT = {
     "uniformer_s": 21_545_256,
     "repvgg_a0": 8_309_384,
     "efficientformerv2_s0": 3_600_256,
+    "volo_d1": 26_632_040,
 }
 PAPER_GFLOPS = {
     "convnext_t": 4.5,
@@ -50,6 +51,7 @@ PAPER_GFLOPS = {
     "uniformer_s": 3.6,
     "repvgg_a0": 1.4,
     "efficientformerv2_s0": 0.40,
+    "volo_d1": 6.8,
 }
 
 
@@ -126,6 +128,7 @@ WHY_NOT = {
     "uniformer_s": "stages[0] depth 6 is not in space 'hybrid'",
     "repvgg_a0": "stem: block type 'repvgg' is not allowed here",
     "efficientformerv2_s0": "block type 'effv2_ffn' is not allowed here",
+    "volo_d1": "3 stages, but space 'hybrid' has 4",
 }
 
 

@@ -53,7 +53,7 @@ from archsearch.blocks.layers.token_mixers import (
     TransformerBlock,
     poolformer_block,
 )
-from archsearch.blocks.layers.tokens import ClsToken, PosConv
+from archsearch.blocks.layers.tokens import ClsToken, PosConv, PosEmbed
 from archsearch.blocks.layers.uniformer import UniFormerConvBlock
 from archsearch.blocks.layers.vit import (
     BiasedAttention,
@@ -62,10 +62,12 @@ from archsearch.blocks.layers.vit import (
     ViTEmbed,
     tinyvit_merge,
 )
+from archsearch.blocks.layers.volo import ClassAttnBlock, OutlookerBlock
 
 __all__ = [
     "Attention",
     "BiasedAttention",
+    "ClassAttnBlock",
     "ClsToken",
     "ConvAttention",
     "ConvNeXtBlock",
@@ -88,8 +90,10 @@ __all__ = [
     "NextConvBlock",
     "NextPatchEmbed",
     "NextTransformerBlock",
+    "OutlookerBlock",
     "PoolMixer",
     "PosConv",
+    "PosEmbed",
     "PosPatchEmbed",
     "QuickGELU",
     "RepVGGBlock",

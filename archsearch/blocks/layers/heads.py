@@ -23,6 +23,7 @@ class Head(nn.Module):
         norm: str,
         distill: bool,
         post_hidden: int = 0,
+        aux: bool = False,
     ) -> None:
         super().__init__()
         self.conv: nn.Module = ConvNormAct(c_in, hidden, 1, act=act) if hidden else nn.Identity()
@@ -41,11 +42,14 @@ class Head(nn.Module):
             width = post_hidden
         self.fc = nn.Linear(width, num_classes)
         self.fc_dist = nn.Linear(width, num_classes) if distill else None
+        self.aux_head = nn.Linear(hidden or c_in, num_classes) if aux else None
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.prenorm(self.conv(x))
+        aux = None
+        if self.aux_head is not None:  # every token but the class token, best per class
+            aux = self.aux_head(x[:, :, 1:, 0].transpose(1, 2)).amax(1) * 0.5
         x = x[:, :, 0, 0] if self.pool == "cls" else x.mean((2, 3))
         x = self.post(self.norm(x))
-        if self.fc_dist is None:
-            return self.fc(x)
-        return (self.fc(x) + self.fc_dist(x)) / 2
+        y = self.fc(x) if self.fc_dist is None else (self.fc(x) + self.fc_dist(x)) / 2
+        return y if aux is None else y + aux

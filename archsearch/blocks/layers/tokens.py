@@ -1,4 +1,4 @@
-"""The modules of :mod:`archsearch.blocks.tokens`: a conv positional encoding, a class token."""
+"""The modules of :mod:`archsearch.blocks.tokens`: positional encodings, a class token."""
 
 from __future__ import annotations
 
@@ -38,3 +38,14 @@ class ClsToken(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         t = x.flatten(2)
         return torch.cat([self.cls_token.expand(t.shape[0], -1, -1), t], dim=2).unsqueeze(-1)
+
+
+class PosEmbed(nn.Module):
+    """Adds a learned (C, H, W) position embedding (a sequence is (C, T, 1))."""
+
+    def __init__(self, channels: int, h: int, w: int) -> None:
+        super().__init__()
+        self.pos_embed = nn.Parameter(torch.zeros(1, channels, h, w))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.pos_embed

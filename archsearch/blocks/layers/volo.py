@@ -1,0 +1,77 @@
+"""The modules of :mod:`archsearch.blocks.volo`: the Outlooker and class-attention blocks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from archsearch.blocks.layers.common import Mlp, skip
+
+
+class OutlookerBlock(nn.Module):
+    """LayerNorm, outlook attention, LayerNorm, MLP (both residual) on an NCHW map."""
+
+    def __init__(
+        self, dim: int, heads: int, kernel: int, stride: int, hidden: int, *, qkv_bias: bool
+    ) -> None:
+        super().__init__()
+        self.heads, self.kernel, self.stride = heads, kernel, stride
+        self.norm1 = nn.LayerNorm(dim)
+        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.attn = nn.Linear(dim, kernel**4 * heads)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, hidden)
+
+    def outlook(self, x: Tensor) -> Tensor:
+        b, h, w, c = x.shape
+        k, s, heads = self.kernel, self.stride, self.heads
+        kk, cells = k * k, math.ceil(h / s) * math.ceil(w / s)
+        v = F.unfold(self.v(x).permute(0, 3, 1, 2), k, padding=k // 2, stride=s)
+        v = v.reshape(b, heads, c // heads, kk, cells).permute(0, 1, 4, 3, 2)
+        a = F.avg_pool2d(x.permute(0, 3, 1, 2), s, s, ceil_mode=True).permute(0, 2, 3, 1)
+        a = self.attn(a).reshape(b, cells, heads, kk, kk).permute(0, 2, 1, 3, 4)
+        a = (a * (c // heads) ** -0.5).softmax(-1)
+        y = torch.matmul(a, v).permute(0, 1, 4, 3, 2).reshape(b, c * kk, cells)
+        y = F.fold(y, (h, w), k, padding=k // 2, stride=s)
+        return self.proj(y.permute(0, 2, 3, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[2], x.shape[3]
+        t = x.permute(0, 2, 3, 1)
+        t = skip(t) + self.outlook(self.norm1(t))
+        t = skip(t) + self.mlp(self.norm2(t), (h, w))
+        return t.permute(0, 3, 1, 2)
+
+
+class ClassAttnBlock(nn.Module):
+    """Class attention on a token sequence (B, C, 1 + T, 1): the class token attends to all
+    (LayerNormed) tokens, then its MLP; the other tokens pass unchanged."""
+
+    def __init__(self, dim: int, heads: int, hidden: int, *, qkv_bias: bool) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, hidden)
+
+    def attention(self, t: Tensor) -> Tensor:
+        b, n, c = t.shape
+        h = self.heads
+        k, v = self.kv(t).reshape(b, n, 2, h, c // h).permute(2, 0, 3, 1, 4)
+        q = self.q(t[:, :1]).reshape(b, h, 1, c // h) * (c // h) ** -0.5
+        a = torch.matmul(q, k.transpose(-2, -1)).softmax(-1)
+        return self.proj(torch.matmul(a, v).transpose(1, 2).reshape(b, 1, c))
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = x.squeeze(-1).transpose(1, 2)
+        cls = t[:, :1]
+        cls = skip(cls) + self.attention(self.norm1(t))
+        cls = skip(cls) + self.mlp(self.norm2(cls), (1, 1))
+        return torch.cat([cls, t[:, 1:]], dim=1).transpose(1, 2).unsqueeze(-1)

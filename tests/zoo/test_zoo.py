@@ -33,6 +33,7 @@ EXACT = {
     "repvgg_a0": 8_309_384,
     "efficientformerv2_s0": 3_600_256,
     "volo_d1": 26_632_040,
+    "hornet_t": 22_409_512,
 }
 PAPER_GFLOPS = {
     "convnext_t": 4.5,
@@ -52,6 +53,7 @@ PAPER_GFLOPS = {
     "repvgg_a0": 1.4,
     "efficientformerv2_s0": 0.40,
     "volo_d1": 6.8,
+    "hornet_t": 4.0,
 }
 
 
@@ -129,6 +131,7 @@ WHY_NOT = {
     "repvgg_a0": "stem: block type 'repvgg' is not allowed here",
     "efficientformerv2_s0": "block type 'effv2_ffn' is not allowed here",
     "volo_d1": "3 stages, but space 'hybrid' has 4",
+    "hornet_t": "block type 'hornet' is not allowed here",
 }
 
 

@@ -34,6 +34,7 @@ from archsearch.blocks.layers.conv_layers import conv_norm, conv_stem, resnet_st
 from archsearch.blocks.layers.convit import GPSABlock
 from archsearch.blocks.layers.effformer_v2 import EffV2AttnBlock, EffV2Down, EffV2FFN
 from archsearch.blocks.layers.heads import Head
+from archsearch.blocks.layers.hornet import HorNetBlock
 from archsearch.blocks.layers.hybrid import (
     ConvAttention,
     CvTBlock,
@@ -80,6 +81,7 @@ __all__ = [
     "EfficientAttention",
     "GPSABlock",
     "Head",
+    "HorNetBlock",
     "LayerNorm2d",
     "LayerScale",
     "MetaBlock3d",

@@ -34,6 +34,7 @@ EXACT = {
     "efficientformerv2_s0": 3_600_256,
     "volo_d1": 26_632_040,
     "hornet_t": 22_409_512,
+    "casvit_s": 5_764_224,
 }
 PAPER_GFLOPS = {
     "convnext_t": 4.5,
@@ -54,6 +55,7 @@ PAPER_GFLOPS = {
     "efficientformerv2_s0": 0.40,
     "volo_d1": 6.8,
     "hornet_t": 4.0,
+    "casvit_s": 0.93,
 }
 
 
@@ -132,6 +134,7 @@ WHY_NOT = {
     "efficientformerv2_s0": "block type 'effv2_ffn' is not allowed here",
     "volo_d1": "3 stages, but space 'hybrid' has 4",
     "hornet_t": "block type 'hornet' is not allowed here",
+    "casvit_s": "block type 'casvit' is not allowed here",
 }
 
 

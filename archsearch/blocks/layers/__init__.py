@@ -12,6 +12,7 @@ commands stay torch-free.
 
 from __future__ import annotations
 
+from archsearch.blocks.layers.casvit import CASViTBlock
 from archsearch.blocks.layers.cells import NB201CellModule, nb201_head, nb201_reduce
 from archsearch.blocks.layers.common import (
     Attention,
@@ -68,6 +69,7 @@ from archsearch.blocks.layers.volo import ClassAttnBlock, OutlookerBlock
 __all__ = [
     "Attention",
     "BiasedAttention",
+    "CASViTBlock",
     "ClassAttnBlock",
     "ClsToken",
     "ConvAttention",

@@ -4,8 +4,9 @@
   ``k x k`` conv (CPVT's PEG, Chu et al., ICLR 2023; UniFormer's DPE, Li et al., ICLR 2022), on
   a map, or on a token sequence laid out as its square grid (a class token, if ``cls``, passes
   through unchanged).
-* ``pos_embed``: a learned position embedding added to a map or a token sequence, one value per
-  channel and position (ViT's, placed anywhere: VOLO adds it after its first downsample).
+* ``pos_embed``: a position embedding added to a map or a token sequence, one value per channel
+  and position: learned (ViT's, placed anywhere: VOLO adds it after its first downsample), or
+  the fixed sinusoid table of the original Transformer (T2T-ViT; a buffer, no parameters).
 * ``cls_token``: a learned class token joins the tokens here: a map or a token sequence
   ``(C, T, 1)`` becomes ``(C, 1 + T, 1)``, the class token first (ConViT joins it after ten
   blocks, CaiT before its class-attention blocks; the head's ``pool: cls`` reads it out).
@@ -108,6 +109,15 @@ class PosEmbed(BlockFamily):
     width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "ViT (Dosovitskiy et al., ICLR 2021); VOLO (Yuan et al., TPAMI 2022)"
+    params = (
+        Param(
+            "kind",
+            str,
+            "learned",
+            choices=("learned", "sinusoid"),
+            doc="learned, or the fixed sinusoid table (positions in row-major order)",
+        ),
+    )
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
         return keeps_width(shape, out, self.name) or super().check(shape, out, p)
@@ -116,7 +126,7 @@ class PosEmbed(BlockFamily):
         return shape
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
-        return Cost(shape[0] * shape[1] * shape[2])
+        return Cost(shape[0] * shape[1] * shape[2] if p["kind"] == "learned" else 0)
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return ()
@@ -124,4 +134,4 @@ class PosEmbed(BlockFamily):
     def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         from archsearch.blocks.layers import PosEmbed as PosEmbedModule
 
-        return LayerCall(PosEmbedModule, shape)
+        return LayerCall(PosEmbedModule, shape, {"learned": p["kind"] == "learned"})

@@ -35,6 +35,7 @@ EXACT = {
     "volo_d1": 26_632_040,
     "hornet_t": 22_409_512,
     "casvit_s": 5_764_224,
+    "t2t_vit_7": 4_255_694,
 }
 PAPER_GFLOPS = {
     "convnext_t": 4.5,
@@ -56,6 +57,7 @@ PAPER_GFLOPS = {
     "volo_d1": 6.8,
     "hornet_t": 4.0,
     "casvit_s": 0.93,
+    "t2t_vit_7": 1.1,
 }
 
 
@@ -135,6 +137,7 @@ WHY_NOT = {
     "volo_d1": "3 stages, but space 'hybrid' has 4",
     "hornet_t": "block type 'hornet' is not allowed here",
     "casvit_s": "block type 'casvit' is not allowed here",
+    "t2t_vit_7": "3 stages, but space 'hybrid' has 4",
 }
 
 

@@ -49,6 +49,7 @@ from archsearch.blocks.layers.network import Network, StageOutputs
 from archsearch.blocks.layers.repvgg import RepVGGBlock, reparameterize
 from archsearch.blocks.layers.resnas import PosPatchEmbed, ResidualReduction, ResNASBlock
 from archsearch.blocks.layers.swin import SwinBlock, SwinMerge
+from archsearch.blocks.layers.t2t import SoftSplit, T2TPerformer
 from archsearch.blocks.layers.token_mixers import (
     MetaFormerBlock,
     PoolMixer,
@@ -104,10 +105,12 @@ __all__ = [
     "ResNASBlock",
     "Residual",
     "ResidualReduction",
+    "SoftSplit",
     "SqueezeExcite",
     "StageOutputs",
     "SwinBlock",
     "SwinMerge",
+    "T2TPerformer",
     "TinyViTBlock",
     "TransformerBlock",
     "UniFormerConvBlock",

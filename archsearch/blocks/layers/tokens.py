@@ -41,11 +41,21 @@ class ClsToken(nn.Module):
 
 
 class PosEmbed(nn.Module):
-    """Adds a learned (C, H, W) position embedding (a sequence is (C, T, 1))."""
+    """Adds a (C, H, W) position embedding (a sequence is (C, T, 1)): learned, or the fixed
+    sinusoid table (a buffer): position i, channel j: sin (j even) or cos (j odd) of
+    ``i / 10000^(2 (j // 2) / C)``, positions in row-major order."""
 
-    def __init__(self, channels: int, h: int, w: int) -> None:
+    def __init__(self, channels: int, h: int, w: int, *, learned: bool = True) -> None:
         super().__init__()
-        self.pos_embed = nn.Parameter(torch.zeros(1, channels, h, w))
+        self.pos_embed: Tensor
+        if learned:
+            self.pos_embed = nn.Parameter(torch.zeros(1, channels, h, w))
+            return
+        pos = torch.arange(h * w, dtype=torch.float64)[:, None]
+        j = torch.arange(channels)
+        angle = pos / torch.pow(10000.0, 2 * (j // 2) / channels).double()
+        table = torch.where(j % 2 == 0, torch.sin(angle), torch.cos(angle)).float()
+        self.register_buffer("pos_embed", table.t().reshape(1, channels, h, w))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.pos_embed

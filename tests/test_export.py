@@ -148,14 +148,22 @@ def with_act(arch: Architecture, act: str) -> Architecture | None:
     return Architecture.from_dict(data) if changed else None
 
 
-def test_quickgelu_activation_builds_counts_and_exports(tmp_path: Path) -> None:
+ACT_FUNCTIONS = {
+    "quickgelu": ("QuickGELU", lambda x: x * torch.sigmoid(1.702 * x)),
+    "starrelu": ("StarReLU", lambda x: torch.relu(x) ** 2),  # scale 1, bias 0 at init
+}
+
+
+@pytest.mark.parametrize("act", sorted(ACT_FUNCTIONS))
+def test_added_activations_build_count_and_export(act: str, tmp_path: Path) -> None:
+    module_name, function = ACT_FUNCTIONS[act]
     archs, x = [], torch.randn(64)
-    for arch in filter(None, (with_act(n, "quickgelu") for n in covering_networks())):
+    for arch in filter(None, (with_act(n, act) for n in covering_networks())):
         net = build(arch)
         assert sum(p.numel() for p in net.parameters()) == count(arch).params
-        acts = [m for m in net.modules() if type(m).__name__ == "QuickGELU"]
+        acts = [m for m in net.modules() if type(m).__name__ == module_name]
         if acts:  # a block that offers it uses it (a head's act only with a head conv)
-            assert torch.allclose(acts[0](x), x * torch.sigmoid(1.702 * x))
+            assert torch.allclose(acts[0](x), function(x))
             archs.append(arch)
     assert len(archs) >= 2
     exports_match(tuple(archs[:3]), tmp_path)

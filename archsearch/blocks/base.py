@@ -80,9 +80,15 @@ class Cost(NamedTuple):
 
 ZERO = Cost()
 
-ACTIVATIONS = ("relu", "gelu", "silu", "hswish", "quickgelu")
-"""The activations a family's ``act`` parameter offers (``make_act``'s names; no parameters,
-zero MACs)."""
+ACTIVATIONS = ("relu", "gelu", "silu", "hswish", "quickgelu", "starrelu")
+"""The activations a family's ``act`` parameter offers (``make_act``'s names; zero MACs).
+StarReLU (``s * relu(x)^2 + b``, MetaFormer baselines, Yu et al., TPAMI 2024) has a learnable
+scale and bias per instance: :func:`act_params`."""
+
+
+def act_params(name: str) -> int:
+    """Trainable parameters of one activation module ``name`` (StarReLU: 2, the others: 0)."""
+    return 2 if name == "starrelu" else 0
 
 
 def conv_cost(

@@ -26,6 +26,7 @@ from archsearch.blocks.base import (
     Param,
     Role,
     Shape,
+    act_params,
     conv_cost,
     conv_out,
     keeps_width,
@@ -153,15 +154,17 @@ class MBConv(BlockFamily):
         c, h, w = shape
         hid, se, k = int(p["hidden"]), int(p["se"]), int(p["kernel"])
         _, ho, wo = self.out_shape(shape, out, p)
+        act = act_params(str(p["act"]))
         total = (
             conv_cost(hid, hid, k, ho, wo, groups=hid)
             + conv_cost(hid, out, 1, ho, wo)
-            + Cost(2 * hid + 2 * out)
+            + Cost(2 * hid + 2 * out + act * (1 + int(bool(p["final_act"]))))
         )
         if p["expand_conv"]:
-            total += conv_cost(c, hid, 1, h, w) + Cost(2 * hid)
+            total += conv_cost(c, hid, 1, h, w) + Cost(2 * hid + act)
         if se:
-            total += se_cost(hid, se)
+            se_act = str(p["act"] if p["se_act"] == "same" else p["se_act"])
+            total += se_cost(hid, se) + Cost(act_params(se_act))
         return total
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:

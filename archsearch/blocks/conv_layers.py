@@ -25,6 +25,7 @@ from archsearch.blocks.base import (
     Param,
     Role,
     Shape,
+    act_params,
     conv_cost,
     conv_out,
     norm_params,
@@ -60,7 +61,8 @@ class _ConvNorm(BlockFamily):
         _, h, w = self.out_shape(shape, out, p)
         c = conv_cost(shape[0], out, k, h, w, bias=bool(p["bias"]))
         norm_width = shape[0] if self.norm_first else out
-        return c + Cost(norm_params(norm_width, str(p["norm"])))
+        act = act_params(str(p.get("act", "none")))
+        return c + Cost(norm_params(norm_width, str(p["norm"])) + act)
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         k = self.geometry(p)[0]
@@ -123,7 +125,7 @@ class ConvStem(BlockFamily):
         return (
             conv_cost(shape[0], mid, 3, h1, w1, bias=bias)
             + conv_cost(mid, out, 3, h2, w2, bias=bias)
-            + Cost(2 * mid + 2 * out)
+            + Cost(2 * mid + 2 * out + act_params(str(p["act"])) * (1 + int(bool(p["final_act"]))))
         )
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
@@ -162,7 +164,9 @@ class ResNetStem(BlockFamily):
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         h, w, _, _ = self._sizes(shape, p)
-        return conv_cost(shape[0], out, int(p["kernel"]), h, w) + Cost(2 * out)
+        return conv_cost(shape[0], out, int(p["kernel"]), h, w) + Cost(
+            2 * out + act_params(str(p["act"]))
+        )
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0] * int(p["kernel"]) ** 2,)

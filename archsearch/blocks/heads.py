@@ -24,6 +24,7 @@ from archsearch.blocks.base import (
     Param,
     Role,
     Shape,
+    act_params,
     conv_cost,
     group_norm_fits,
     linear_cost,
@@ -91,15 +92,16 @@ class Head(BlockFamily):
         c, h, w = shape
         hid = int(p["hidden"])
         total = Cost()
+        act = act_params(str(p["act"]))
         if hid:
-            total += conv_cost(c, hid, 1, h, w) + Cost(2 * hid)
+            total += conv_cost(c, hid, 1, h, w) + Cost(2 * hid + act)
         width = hid or c
         total += Cost(norm_params(width, str(p["prenorm"])) + norm_params(width, str(p["norm"])))
         if p["aux"]:
             total += linear_cost(width, out, h * w - 1)
         post = int(p["post_hidden"])
         if post:
-            total += linear_cost(width, post, 1)
+            total += linear_cost(width, post, 1) + Cost(act)
             width = post
         return total + linear_cost(width, out, 1) * (2 if p["distill"] else 1)
 

@@ -22,6 +22,7 @@ from archsearch.blocks.base import (
     Param,
     Role,
     Shape,
+    act_params,
     conv_cost,
     conv_out,
     odd_kernel,
@@ -59,9 +60,10 @@ class RepVGG(BlockFamily):
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, k = shape[0], int(p["kernel"])
         _, ho, wo = self.out_shape(shape, out, p)
+        act = Cost(act_params(str(p["act"])))
         if p["form"] == "deploy":
-            return conv_cost(c, out, k, ho, wo, bias=True)
-        total = conv_cost(c, out, k, ho, wo) + conv_cost(c, out, 1, ho, wo) + Cost(4 * out)
+            return conv_cost(c, out, k, ho, wo, bias=True) + act
+        total = conv_cost(c, out, k, ho, wo) + conv_cost(c, out, 1, ho, wo) + Cost(4 * out) + act
         return total + (Cost(2 * c) if self._identity(shape, out, p) else Cost())
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:

@@ -30,6 +30,7 @@ from archsearch.blocks.base import (
     Param,
     Role,
     Shape,
+    act_params,
     conv_cost,
     conv_out,
     group_norm_fits,
@@ -221,7 +222,7 @@ class TinyViTMerge(BlockFamily):
             conv_cost(c, out, 1, h, w)
             + conv_cost(out, out, 3, ho, wo, groups=out)
             + conv_cost(out, out, 1, ho, wo)
-            + Cost(6 * out)
+            + Cost(6 * out + 2 * act_params(str(p["act"])))
         )
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:

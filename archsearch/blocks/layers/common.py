@@ -35,13 +35,14 @@ def skip(x: Tensor) -> Tensor:
 
 
 def make_act(name: str) -> nn.Module:
-    """An activation module by name: relu, gelu, silu, hswish, quickgelu or none."""
+    """An activation module by name: relu, gelu, silu, hswish, quickgelu, starrelu or none."""
     acts: dict[str, type[nn.Module]] = {
         "relu": nn.ReLU,
         "gelu": nn.GELU,
         "silu": nn.SiLU,
         "hswish": nn.Hardswish,
         "quickgelu": QuickGELU,
+        "starrelu": StarReLU,
         "none": nn.Identity,
     }
     return acts[name]()
@@ -210,6 +211,18 @@ class QuickGELU(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x * torch.sigmoid(1.702 * x)
+
+
+class StarReLU(nn.Module):
+    """``s * relu(x)^2 + b`` with a learnable scalar scale and bias (MetaFormer baselines)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * F.relu(x) ** 2 + self.bias
 
 
 def to_sequence(x: Tensor) -> Tensor:

@@ -11,6 +11,23 @@ from torch import Tensor, nn
 from archsearch.blocks.layers.common import Mlp, skip
 
 
+def fold(y: Tensor, size: tuple[int, int], kernel: int, stride: int) -> Tensor:
+    """``F.fold`` (overlapping ``kernel x kernel`` patches summed back, padding ``kernel // 2``)
+    written with padding, reshapes and sums, which ONNX opset 17 can express (``col2im`` needs
+    opset 18). ``y`` is (B, C, kernel^2, h, w), the patches of an (h, w) grid of cells."""
+    b, c, _, h, w = y.shape
+    k, s, pad = kernel, stride, kernel // 2
+    canvas = None
+    for i in range(k):
+        for j in range(k):
+            part = y[:, :, i * k + j, :, None, :, None]  # (B, C, h, 1, w, 1)
+            part = F.pad(part, (0, s - 1, 0, 0, 0, s - 1)).reshape(b, c, h * s, w * s)
+            part = F.pad(part, (j, k - 1 - j, i, k - 1 - i))
+            canvas = part if canvas is None else canvas + part
+    assert canvas is not None
+    return canvas[:, :, pad : pad + size[0], pad : pad + size[1]]
+
+
 class OutlookerBlock(nn.Module):
     """LayerNorm, outlook attention, LayerNorm, MLP (both residual) on an NCHW map."""
 
@@ -35,8 +52,9 @@ class OutlookerBlock(nn.Module):
         a = F.avg_pool2d(x.permute(0, 3, 1, 2), s, s, ceil_mode=True).permute(0, 2, 3, 1)
         a = self.attn(a).reshape(b, cells, heads, kk, kk).permute(0, 2, 1, 3, 4)
         a = (a * (c // heads) ** -0.5).softmax(-1)
-        y = torch.matmul(a, v).permute(0, 1, 4, 3, 2).reshape(b, c * kk, cells)
-        y = F.fold(y, (h, w), k, padding=k // 2, stride=s)
+        y = torch.matmul(a, v).permute(0, 1, 4, 3, 2)  # (B, heads, C / heads, k^2, cells)
+        hs, ws = math.ceil(h / s), math.ceil(w / s)
+        y = fold(y.reshape(b, c, kk, hs, ws), (h, w), k, s)
         return self.proj(y.permute(0, 2, 3, 1))
 
     def forward(self, x: Tensor) -> Tensor:

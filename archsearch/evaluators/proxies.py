@@ -210,7 +210,7 @@ def _weights(model: nn.Module) -> list[torch.Tensor]:
 def _activation_types() -> tuple[type[Any], ...]:
     from torch import nn
 
-    from archsearch.blocks.layers import QuickGELU
+    from archsearch.blocks.layers import QuickGELU, StarReLU
 
     return (
         nn.ReLU,
@@ -222,6 +222,7 @@ def _activation_types() -> tuple[type[Any], ...]:
         nn.ELU,
         nn.Mish,
         QuickGELU,
+        StarReLU,
     )
 
 

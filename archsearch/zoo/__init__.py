@@ -9,6 +9,7 @@ same machinery as any architecture. ``archsearch.zoo.get("convnext_t")`` returns
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,7 +116,9 @@ def reference_points(
     """The zoo networks as rows comparable with a run's trials: costs and scores.
 
     Only networks with the given input shape and classes are included. Scores come from the
-    cheap evaluators; the metrics of expensive ones (training) are NaN, as nothing is trained.
+    cheap evaluators; the metrics of expensive ones (training) are NaN, as nothing is trained,
+    and so are a cheap evaluator's when the network cannot take its input (a proxy scores a
+    smaller image, on which Swin-T's windows no longer fit).
     """
     rows = []
     for e in entries():
@@ -123,10 +126,12 @@ def reference_points(
             continue
         row: dict[str, Any] = {"zoo": e.name, "digest": e.arch.digest, **count(e.arch).as_dict()}
         for ev in evaluators:
-            if ev.cheap:
-                row.update(ev.evaluate([e.arch])[0])
-            else:
-                row.update({m.name: math.nan for m in ev.metrics})
+            scores: dict[str, float] = {m.name: math.nan for m in ev.metrics}
+            # a network that cannot take a cheap evaluator's input keeps NaN there
+            with contextlib.suppress(SpecError):
+                if ev.cheap:
+                    scores = ev.evaluate([e.arch])[0]
+            row.update(scores)
         rows.append(row)
     return rows
 

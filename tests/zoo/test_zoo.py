@@ -150,6 +150,20 @@ def test_hybrid_contains_the_networks_its_families_allow(name: str) -> None:
         assert not member and WHY_NOT[name] in member.reason
 
 
+def test_reference_points_leave_unscorable_networks_nan() -> None:
+    # NASWOT scores a 64x64 image by default: Swin-T's 7x7 windows no longer fit its maps.
+    import math
+
+    from archsearch.evaluators import EVALUATORS
+
+    points = {
+        p["zoo"]: p
+        for p in archsearch.zoo.reference_points([EVALUATORS.create("naswot", batch=4)])
+    }
+    assert math.isnan(points["swin_t"]["naswot"])
+    assert math.isfinite(points["resnet50"]["naswot"])
+
+
 def test_reference_points() -> None:
     from archsearch.evaluators import Entropy
 

@@ -307,6 +307,8 @@ class BlockFamily(ABC):
 
     def __init__(self) -> None:
         self._by_name = {p.name: p for p in self.params}
+        self._aliases = {a.name: a for a in self.aliases}
+        self._elided = tuple((p.name, p.default) for p in self.params if p.elide_default)
 
     def param(self, name: str) -> Param:
         return self._by_name[name]
@@ -314,15 +316,16 @@ class BlockFamily(ABC):
     def canonical_params(self, params: Mapping[str, Scalar]) -> dict[str, Scalar]:
         """Resolved ``params`` without the options that are at an elided default (the form
         that spec files, JSON and digests hold)."""
-        by_name = self._by_name
-        return {
-            k: v
-            for k, v in params.items()
-            if k not in by_name or not by_name[k].elide_default or v != by_name[k].default
-        }
+        if not self._elided:  # the common case, on the hot path of every digest
+            return dict(params)
+        out = dict(params)
+        for name, default in self._elided:
+            if name in out and out[name] == default:
+                del out[name]
+        return out
 
     def alias(self, name: str) -> Alias | None:
-        return next((a for a in self.aliases if a.name == name), None)
+        return self._aliases.get(name)
 
     def resolve_params(
         self, params: Mapping[str, Any], *, out_channels: int, where: str

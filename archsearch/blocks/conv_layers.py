@@ -28,12 +28,20 @@ from archsearch.blocks.base import (
     act_params,
     conv_cost,
     conv_out,
+    group_norm_fits,
     norm_params,
     odd_kernel,
 )
 
 ACTS = (*ACTIVATIONS, "none")
-NORMS = ("bn", "ln", "none")
+NORMS = ("bn", "ln", "gn", "none")
+NORM_BIAS = Param(
+    "norm_bias",
+    bool,
+    True,
+    doc="the LayerNorm's bias (false: scale only, as implementations without norm biases)",
+    elide_default=True,
+)
 
 
 class _ConvNorm(BlockFamily):
@@ -50,7 +58,10 @@ class _ConvNorm(BlockFamily):
         k, s, pad = self.geometry(p)
         if conv_out(min(shape[1], shape[2]), k, s, pad) < 1:
             return f"input {shape[1]}x{shape[2]} is too small for a {k}x{k} stride-{s} conv"
-        return super().check(shape, out, p)
+        if not p["norm_bias"] and p["norm"] != "ln":
+            return f"norm_bias=false drops a LayerNorm's bias: it needs norm: ln, not {p['norm']}"
+        normed = shape if self.norm_first else self.out_shape(shape, out, p)
+        return group_norm_fits(str(p["norm"]), normed) or super().check(shape, out, p)
 
     def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
         k, s, pad = self.geometry(p)
@@ -62,7 +73,8 @@ class _ConvNorm(BlockFamily):
         c = conv_cost(shape[0], out, k, h, w, bias=bool(p["bias"]))
         norm_width = shape[0] if self.norm_first else out
         act = act_params(str(p.get("act", "none")))
-        return c + Cost(norm_params(norm_width, str(p["norm"])) + act)
+        norm = norm_params(norm_width, str(p["norm"])) - (0 if p["norm_bias"] else norm_width)
+        return c + Cost(norm + act)
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         k = self.geometry(p)[0]
@@ -73,6 +85,8 @@ class _ConvNorm(BlockFamily):
 
         k, s, pad = self.geometry(p)
         kwargs: dict[str, Any] = {"bias": bool(p["bias"]), "norm": str(p["norm"])}
+        if not p["norm_bias"]:
+            kwargs["norm_bias"] = False
         if self.norm_first:
             kwargs["norm_first"] = True
         elif "act" in p:
@@ -90,6 +104,7 @@ class ConvBnAct(_ConvNorm):
         Param("norm", str, "bn", choices=NORMS, doc="normalisation after the conv"),
         Param("act", str, "relu", choices=ACTS, doc="activation"),
         Param("bias", bool, False, doc="conv bias"),
+        NORM_BIAS,
     )
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
@@ -186,6 +201,7 @@ class Patchify(_ConvNorm):
         Param("patch", int, 4, min=1, doc="patch size = kernel = stride"),
         Param("norm", str, "ln", choices=NORMS, doc="normalisation after the conv"),
         Param("bias", bool, True, doc="conv bias"),
+        NORM_BIAS,
     )
 
     def geometry(self, p: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -205,6 +221,7 @@ class OverlapPatch(_ConvNorm):
         ),
         Param("norm", str, "ln", choices=NORMS, doc="normalisation after the conv"),
         Param("bias", bool, True, doc="conv bias"),
+        NORM_BIAS,
     )
 
     def geometry(self, p: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -219,6 +236,7 @@ class ConvDown(_ConvNorm):
         Param("kernel", int, 3, choices=(3, 5), doc="kernel size (padding kernel // 2)"),
         Param("norm", str, "bn", choices=NORMS, doc="normalisation after the conv"),
         Param("bias", bool, True, doc="conv bias"),
+        NORM_BIAS,
     )
 
     def geometry(self, p: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -234,6 +252,7 @@ class PatchMerge(_ConvNorm):
     params = (
         Param("norm", str, "ln", choices=NORMS, doc="normalisation before the conv"),
         Param("bias", bool, True, doc="conv bias"),
+        NORM_BIAS,
     )
 
     def geometry(self, p: Mapping[str, Any]) -> tuple[int, int, int]:

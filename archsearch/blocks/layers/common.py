@@ -57,12 +57,13 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
-def make_norm2d(kind: str, channels: int) -> nn.Module:
-    """A normalisation of NCHW maps: bn, ln (over channels), gn (one group) or none."""
+def make_norm2d(kind: str, channels: int, *, bias: bool = True) -> nn.Module:
+    """A normalisation of NCHW maps: bn, ln (over channels; ``bias`` false: scale only), gn
+    (one group) or none."""
     if kind == "bn":
         return nn.BatchNorm2d(channels)
     if kind == "ln":
-        return LayerNorm2d(channels, eps=1e-6)
+        return LayerNorm2d(channels, eps=1e-6, bias=bias)
     if kind == "gn":
         return nn.GroupNorm(1, channels)
     return nn.Identity()

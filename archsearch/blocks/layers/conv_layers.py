@@ -18,14 +18,15 @@ def conv_norm(
     norm: str,
     act: str = "none",
     norm_first: bool = False,
+    norm_bias: bool = True,
 ) -> nn.Sequential:
     """A convolution with its norm after it and an activation (or, ``norm_first``, the norm
     before it and no activation): conv_bn_act, patchify, overlap_patch, conv_down,
     patch_merge."""
     conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=bias)
     if norm_first:
-        return nn.Sequential(make_norm2d(norm, c_in), conv)
-    return nn.Sequential(conv, make_norm2d(norm, c_out), make_act(act))
+        return nn.Sequential(make_norm2d(norm, c_in, bias=norm_bias), conv)
+    return nn.Sequential(conv, make_norm2d(norm, c_out, bias=norm_bias), make_act(act))
 
 
 def conv_stem(c_in: int, c_out: int, *, bias: bool, act: str, final_act: bool) -> nn.Sequential:

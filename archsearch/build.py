@@ -24,6 +24,15 @@ def _params(arch: Architecture) -> int:
     )
 
 
+def _buffers(arch: Architecture) -> int:
+    """Elements of the buffers that grow with a block's input or parameters (index tables,
+    masks, fixed random features), from the families' rules."""
+    return sum(
+        layer.family.buffers(layer.in_shape, layer.block.out_channels, layer.block.params)
+        for layer in arch.layers
+    )
+
+
 def _activations(arch: Architecture) -> int:
     return sum(
         layer.family.cost(layer.in_shape, layer.block.out_channels, layer.block.params).activations
@@ -33,7 +42,8 @@ def _activations(arch: Architecture) -> int:
 
 def check_memory(arch: Architecture, *, batch: int | None = None) -> None:
     """Refuses, before anything is allocated, a network too large to build
-    (:data:`~archsearch.limits.MAX_BUILD_PARAMS` parameters) or, with ``batch``, to run a
+    (:data:`~archsearch.limits.MAX_BUILD_PARAMS` parameters, the families' growing buffers
+    included: :meth:`~archsearch.blocks.BlockFamily.buffers`) or, with ``batch``, to run a
     forward pass of (:data:`~archsearch.limits.MAX_FORWARD_BYTES` of activations, float32).
 
     Raises:
@@ -44,6 +54,13 @@ def check_memory(arch: Architecture, *, batch: int | None = None) -> None:
         raise SpecError(
             f"{arch.digest[:12]}: {params:.3g} parameters; archsearch builds networks of at most "
             f"{MAX_BUILD_PARAMS:.0e} ({MAX_BUILD_PARAMS * 4 / 1e9:.0f} GB in float32)"
+        )
+    buffers = _buffers(arch)
+    if params + buffers > MAX_BUILD_PARAMS:
+        raise SpecError(
+            f"{arch.digest[:12]}: {params:.3g} parameters and {buffers:.3g} buffer elements "
+            f"(attention index tables, masks, fixed features); archsearch builds networks of at "
+            f"most {MAX_BUILD_PARAMS:.0e} in all: use a smaller input, window or width"
         )
     if batch is not None:
         need = 4 * _activations(arch) * batch

@@ -390,6 +390,12 @@ class BlockFamily(ABC):
         counts these layers; residual links and squeeze-excite are not on the main path.
         """
 
+    def buffers(self, shape: Shape, out: int, p: Mapping[str, Any]) -> int:
+        """Elements of the module's buffers that grow with its input or parameters (index
+        tables, masks, fixed random features): not parameters, but allocated when built, so
+        :func:`archsearch.build.check_memory` bounds them with the parameters. Default 0."""
+        return 0
+
     def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         """The block's module as a torch-only constructor and its plain arguments.
 

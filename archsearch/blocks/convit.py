@@ -73,6 +73,10 @@ class GPSA(BlockFamily):
             + linear_cost(hid, c, n)
         )
 
+    def buffers(self, shape: Shape, out: int, p: Mapping[str, Any]) -> int:
+        n = shape[1] * shape[2]
+        return 3 * n * n  # the relative positions of every token pair
+
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         c = shape[0]
         return (c, shape[1] * shape[2], c, c, int(p["hidden"]))

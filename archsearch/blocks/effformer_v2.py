@@ -139,6 +139,11 @@ class EffV2Attn(BlockFamily):
         )
         return total + ffn_cost(c, int(p["hidden"]), h, w, ls)
 
+    def buffers(self, shape: Shape, out: int, p: Mapping[str, Any]) -> int:
+        s = int(p["stride"])
+        n = (_half(shape[1]) * _half(shape[2])) if s == 2 else shape[1] * shape[2]
+        return n * n  # the bias index
+
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         c, h, w = shape
         s = int(p["stride"])
@@ -193,6 +198,12 @@ class EffV2Down(BlockFamily):
             + Cost(0, n2 * n * dh, n2 * dh)  # AV
             + _cbn(dh, out, 1, h2, w2)
         )
+
+    def buffers(self, shape: Shape, out: int, p: Mapping[str, Any]) -> int:
+        if not p["attn"]:
+            return 0
+        _, h2, w2 = self.out_shape(shape, out, p)
+        return h2 * w2 * shape[1] * shape[2]  # the bias index, queries x keys
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0] * 9,)

@@ -84,6 +84,11 @@ class Swin(BlockFamily):
             + linear_cost(hid, c, n)
         )
 
+    def buffers(self, shape: Shape, out: int, p: Mapping[str, Any]) -> int:
+        ws, shift = swin_window(shape, int(p["window"]), bool(p["shift"]))
+        m = ws * ws  # the bias index (m x m) and, shifted, the mask (windows x m x m)
+        return m * m + (shape[1] * shape[2] * m if shift else 1)
+
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         ws, _ = swin_window(shape, int(p["window"]), bool(p["shift"]))
         c = shape[0]

@@ -93,6 +93,9 @@ class T2TPerformer(BlockFamily):
             + linear_cost(hid, e, t)
         )
 
+    def buffers(self, shape: Shape, out: int, p: Mapping[str, Any]) -> int:
+        return int(p["features"]) * out  # the fixed random features
+
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return (shape[0], shape[1] * shape[2], out, out, int(p["hidden"]))
 

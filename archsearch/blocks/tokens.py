@@ -128,6 +128,9 @@ class PosEmbed(BlockFamily):
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         return Cost(shape[0] * shape[1] * shape[2] if p["kind"] == "learned" else 0)
 
+    def buffers(self, shape: Shape, out: int, p: Mapping[str, Any]) -> int:
+        return 0 if p["kind"] == "learned" else shape[0] * shape[1] * shape[2]
+
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return ()
 

@@ -119,6 +119,10 @@ class EffFormerAttn(BlockFamily):
             + linear_cost(hid, c, n)
         )
 
+    def buffers(self, shape: Shape, out: int, p: Mapping[str, Any]) -> int:
+        n = shape[1] * shape[2]
+        return n * n  # the bias index
+
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         c, h, w = shape
         vd = int(p["attn_ratio"]) * int(p["key_dim"]) * int(p["heads"])
@@ -185,6 +189,10 @@ class TinyViT(BlockFamily):
             + linear_cost(c, hid, n)
             + linear_cost(hid, c, n)
         )
+
+    def buffers(self, shape: Shape, out: int, p: Mapping[str, Any]) -> int:
+        m = int(p["window"]) ** 2
+        return m * m  # the bias index of a window
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         c = shape[0]

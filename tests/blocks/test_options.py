@@ -64,3 +64,26 @@ def test_impossible_combinations_are_one_line_errors() -> None:
 def test_elided_defaults_must_be_constants() -> None:
     with pytest.raises(TypeError, match="constant default"):
         Param("x", int, lambda out, p: out, elide_default=True)
+
+
+def test_growing_buffers_are_bounded_before_building() -> None:
+    # One 512x512 window holds 262,144 tokens: its bias index alone has 6.9e10 elements.
+    from archsearch.build import build
+
+    arch = Architecture.from_dict(
+        {
+            "input_shape": [3, 2048, 2048],
+            "num_classes": 10,
+            "stem": {"type": "patchify", "out_channels": 8, "params": {"patch": 4}},
+            "stages": [
+                {
+                    "blocks": [
+                        {"type": "swin", "out_channels": 8, "params": {"heads": 1, "window": 512}}
+                    ]
+                }
+            ],
+            "head": {"type": "head", "params": {"norm": "none"}},
+        }
+    )
+    with pytest.raises(SpecError, match="buffer elements .* at most 2e\\+09 in all"):
+        build(arch)

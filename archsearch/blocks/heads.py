@@ -35,7 +35,10 @@ from archsearch.blocks.base import (
 class Head(BlockFamily):
     name = "head"
     roles: ClassVar[frozenset[Role]] = frozenset({"head"})
-    reference = "ConvNeXt, DeepMAD, EfficientFormer, DeiT classification heads"
+    reference = (
+        "ConvNeXt, DeepMAD, EfficientFormer, DeiT classification heads; MobileNetV3's conv "
+        "head; VOLO's token-labelling head"
+    )
     params = (
         Param("hidden", int, 0, min=0, doc="width of a 1x1 conv before pooling, 0 for none"),
         Param(
@@ -43,7 +46,7 @@ class Head(BlockFamily):
             str,
             "relu",
             choices=ACTIVATIONS,
-            doc="conv act",
+            doc="activation after the conv before pooling and the one after (post_hidden)",
         ),
         Param("prenorm", str, "none", choices=("none", "ln", "bn", "gn"), doc="norm before pool"),
         Param("pool", str, "avg", choices=("avg", "cls"), doc="global average or class token"),

@@ -410,3 +410,16 @@ class BlockFamily(ABC):
     def build(self, shape: Shape, out: int, p: Mapping[str, Any]) -> nn.Module:
         """A fresh torch module computing the block (imports torch on first use)."""
         return self.layer(shape, out, p)()
+
+
+class WidthKeepingFamily(BlockFamily):
+    """A family of blocks that keep their input's shape (residual blocks): the width check
+    and the shape rule once. Subclasses add their checks after ``super().check``."""
+
+    width_keeping: ClassVar[bool] = True
+
+    def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
+        return keeps_width(shape, out, self.name) or super().check(shape, out, p)
+
+    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
+        return shape

@@ -14,32 +14,24 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
-    BlockFamily,
     Cost,
     LayerCall,
     Param,
     Role,
     Shape,
+    WidthKeepingFamily,
     conv_cost,
-    keeps_width,
     times,
 )
 from archsearch.blocks.token_mixers import MLP_RATIO
 
 
-class CASViT(BlockFamily):
+class CASViT(WidthKeepingFamily):
     name = "casvit"
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "CAS-ViT (Zhang et al., 2024), Tianfang-Zhang/CAS-ViT AdditiveBlock"
     params = (Param("hidden", int, times(4), min=1, doc="MLP hidden width"),)
     aliases = (MLP_RATIO,)
-
-    def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        return keeps_width(shape, out, self.name) or super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, h, w = shape

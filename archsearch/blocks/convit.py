@@ -15,14 +15,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
-    BlockFamily,
     Cost,
     LayerCall,
     Param,
     Role,
     Shape,
+    WidthKeepingFamily,
     heads_divide,
-    keeps_width,
     linear_cost,
     times,
 )
@@ -30,10 +29,9 @@ from archsearch.blocks.token_mixers import HEAD_DIM, MLP_RATIO
 from archsearch.blocks.tokens import token_grid
 
 
-class GPSA(BlockFamily):
+class GPSA(WidthKeepingFamily):
     name = "gpsa"
     attention = True
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "ConViT (d'Ascoli et al., ICML 2021), facebookresearch/convit GPSA"
     params = (
@@ -44,7 +42,7 @@ class GPSA(BlockFamily):
     aliases = (MLP_RATIO, HEAD_DIM)
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name) or heads_divide(out, int(p["heads"]))
+        reason = super().check(shape, out, p) or heads_divide(out, int(p["heads"]))
         if reason:
             return reason
         if token_grid(shape) is None:
@@ -52,10 +50,7 @@ class GPSA(BlockFamily):
                 f"gpsa needs a map or a square grid of tokens without a class token; the "
                 f"input has {shape[1]} tokens"
             )
-        return super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
+        return None
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, h, w = shape

@@ -28,9 +28,9 @@ from archsearch.blocks.base import (
     Param,
     Role,
     Shape,
+    WidthKeepingFamily,
     conv_cost,
     conv_out,
-    keeps_width,
     times,
 )
 from archsearch.blocks.token_mixers import MLP_RATIO
@@ -54,9 +54,8 @@ def _half(n: int) -> int:
     return math.ceil(n / 2)
 
 
-class EffV2FFN(BlockFamily):
+class EffV2FFN(WidthKeepingFamily):
     name = "effv2_ffn"
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "EfficientFormerV2 FFN (Li et al., ICCV 2023), snap-research/EfficientFormer"
     params = (
@@ -64,12 +63,6 @@ class EffV2FFN(BlockFamily):
         Param("layer_scale", bool, True, doc="learnable per-channel scale of the branch"),
     )
     aliases = (MLP_RATIO,)
-
-    def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        return keeps_width(shape, out, self.name) or super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, h, w = shape
@@ -85,10 +78,9 @@ class EffV2FFN(BlockFamily):
         return LayerCall(FFNModule, (out, int(p["hidden"])), kwargs)
 
 
-class EffV2Attn(BlockFamily):
+class EffV2Attn(WidthKeepingFamily):
     name = "effv2_attn"
     attention = True
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "EfficientFormerV2 attention block (Li et al., ICCV 2023)"
     params = (
@@ -102,7 +94,7 @@ class EffV2Attn(BlockFamily):
     aliases = (MLP_RATIO,)
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name)
+        reason = super().check(shape, out, p)
         if reason:
             return reason
         if int(p["stride"]) == 2 and (shape[1] % 2 or shape[2] % 2):
@@ -110,10 +102,7 @@ class EffV2Attn(BlockFamily):
                 f"stride=2 upsamples the halved map back by 2: it needs even sides, the input "
                 f"is {shape[1]}x{shape[2]}; use stride 1"
             )
-        return super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
+        return None
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, h, w = shape

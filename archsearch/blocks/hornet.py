@@ -16,14 +16,13 @@ from itertools import pairwise
 from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
-    BlockFamily,
     Cost,
     LayerCall,
     Param,
     Role,
     Shape,
+    WidthKeepingFamily,
     conv_cost,
-    keeps_width,
     linear_cost,
     odd_kernel,
     times,
@@ -36,9 +35,8 @@ def gn_dims(width: int, order: int) -> list[int]:
     return [width // 2**i for i in reversed(range(order))]
 
 
-class HorNet(BlockFamily):
+class HorNet(WidthKeepingFamily):
     name = "hornet"
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "HorNet (Rao et al., NeurIPS 2022), raoyongming/HorNet Block and gnconv"
     params = (
@@ -50,7 +48,7 @@ class HorNet(BlockFamily):
     aliases = (MLP_RATIO,)
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name) or odd_kernel(p)
+        reason = super().check(shape, out, p) or odd_kernel(p)
         if reason:
             return reason
         step = 2 ** (int(p["order"]) - 1)
@@ -59,10 +57,7 @@ class HorNet(BlockFamily):
                 f"order={p['order']} halves the width {int(p['order']) - 1} times: "
                 f"out_channels={out} must be a multiple of {step}"
             )
-        return super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
+        return None
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, h, w = shape

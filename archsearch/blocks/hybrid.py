@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -38,6 +37,7 @@ from archsearch.blocks.base import (
     times,
 )
 from archsearch.blocks.token_mixers import MLP_RATIO
+from archsearch.blocks.tokens import token_grid
 
 
 def make_divisible(value: float, divisor: int = 32) -> int:
@@ -186,11 +186,6 @@ class NextTransformerBlock(BlockFamily):
         return LayerCall(NextTransformerBlock, args)
 
 
-def _square_side(tokens: int) -> int | None:
-    side = math.isqrt(tokens - 1) if tokens > 1 else 0
-    return side if side > 0 and side * side == tokens - 1 else None
-
-
 class CvTEmbed(BlockFamily):
     name = "cvt_embed"
     roles: ClassVar[frozenset[Role]] = frozenset({"stem", "downsample"})
@@ -254,8 +249,7 @@ class CvT(BlockFamily):
 
     def _map(self, shape: Shape, p: Mapping[str, Any]) -> tuple[int, int]:
         if p["cls"]:
-            side = _square_side(shape[1]) or 0
-            return side, side
+            return token_grid(shape, cls=True) or (0, 0)
         return shape[1], shape[2]
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
@@ -263,7 +257,7 @@ class CvT(BlockFamily):
         reason = reason or heads_divide(out, int(p["heads"]))
         if reason:
             return reason
-        if p["cls"] and (shape[2] != 1 or _square_side(shape[1]) is None):
+        if p["cls"] and (shape[2] != 1 or token_grid(shape, cls=True) is None):
             return (
                 f"cls=true needs a token sequence (C, 1 + side^2, 1) after a cvt_embed with "
                 f"cls; got {shape}"

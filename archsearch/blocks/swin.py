@@ -22,8 +22,8 @@ from archsearch.blocks.base import (
     Param,
     Role,
     Shape,
+    WidthKeepingFamily,
     heads_divide,
-    keeps_width,
     linear_cost,
     times,
 )
@@ -38,10 +38,9 @@ def swin_window(shape: Shape, window: int, shift: bool) -> tuple[int, int]:
     return window, window // 2 if shift else 0
 
 
-class Swin(BlockFamily):
+class Swin(WidthKeepingFamily):
     name = "swin"
     attention = True
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "Swin Transformer (Liu et al., ICCV 2021), microsoft/Swin-Transformer"
     params = (
@@ -54,7 +53,7 @@ class Swin(BlockFamily):
     aliases = (MLP_RATIO, HEAD_DIM)
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name) or heads_divide(out, int(p["heads"]))
+        reason = super().check(shape, out, p) or heads_divide(out, int(p["heads"]))
         if reason:
             return reason
         ws, _ = swin_window(shape, int(p["window"]), bool(p["shift"]))
@@ -63,10 +62,7 @@ class Swin(BlockFamily):
                 f"window={p['window']} must divide the {shape[1]}x{shape[2]} map (or be at least "
                 "its shorter side); choose a window that divides both sides"
             )
-        return super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
+        return None
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, h, w = shape

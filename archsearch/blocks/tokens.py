@@ -19,14 +19,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
-    BlockFamily,
     Cost,
     LayerCall,
     Param,
     Role,
     Shape,
+    WidthKeepingFamily,
     conv_cost,
-    keeps_width,
     odd_kernel,
 )
 
@@ -41,9 +40,8 @@ def token_grid(shape: Shape, cls: bool = False) -> tuple[int, int] | None:
     return (side, side) if side * side == h - int(cls) and side > 0 else None
 
 
-class PosConv(BlockFamily):
+class PosConv(WidthKeepingFamily):
     name = "pos_conv"
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "CPVT PEG (Chu et al., ICLR 2023); UniFormer DPE (Li et al., ICLR 2022)"
     params = (
@@ -52,16 +50,13 @@ class PosConv(BlockFamily):
     )
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name) or odd_kernel(p)
+        reason = super().check(shape, out, p) or odd_kernel(p)
         if reason:
             return reason
         if token_grid(shape, bool(p["cls"])) is None:
             what = f"{shape[1] - int(bool(p['cls']))} tokens"
             return f"pos_conv needs a map or a square token grid; the input has {what}"
-        return super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
+        return None
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         grid = token_grid(shape, bool(p["cls"]))
@@ -80,14 +75,10 @@ class PosConv(BlockFamily):
         return LayerCall(PosConvModule, (out, int(p["kernel"]), grid), {"cls": bool(p["cls"])})
 
 
-class ClsToken(BlockFamily):
+class ClsToken(WidthKeepingFamily):
     name = "cls_token"
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "ConViT (d'Ascoli et al., ICML 2021); CaiT (Touvron et al., ICCV 2021)"
-
-    def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        return keeps_width(shape, out, self.name) or super().check(shape, out, p)
 
     def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
         return shape[0], 1 + shape[1] * shape[2], 1
@@ -104,9 +95,8 @@ class ClsToken(BlockFamily):
         return LayerCall(ClsTokenModule, (out,))
 
 
-class PosEmbed(BlockFamily):
+class PosEmbed(WidthKeepingFamily):
     name = "pos_embed"
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "ViT (Dosovitskiy et al., ICLR 2021); VOLO (Yuan et al., TPAMI 2022)"
     params = (
@@ -118,12 +108,6 @@ class PosEmbed(BlockFamily):
             doc="learned, or the fixed sinusoid table (positions in row-major order)",
         ),
     )
-
-    def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        return keeps_width(shape, out, self.name) or super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         return Cost(shape[0] * shape[1] * shape[2] if p["kind"] == "learned" else 0)

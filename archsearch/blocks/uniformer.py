@@ -13,23 +13,21 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
-    BlockFamily,
     Cost,
     LayerCall,
     Param,
     Role,
     Shape,
+    WidthKeepingFamily,
     conv_cost,
-    keeps_width,
     odd_kernel,
     times,
 )
 from archsearch.blocks.token_mixers import MLP_RATIO
 
 
-class UniFormerConv(BlockFamily):
+class UniFormerConv(WidthKeepingFamily):
     name = "uniformer_conv"
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "UniFormer CBlock (Li et al., ICLR 2022), Sense-X/UniFormer"
     params = (
@@ -39,10 +37,7 @@ class UniFormerConv(BlockFamily):
     aliases = (MLP_RATIO,)
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        return keeps_width(shape, out, self.name) or odd_kernel(p) or super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
+        return super().check(shape, out, p) or odd_kernel(p)
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, h, w = shape

@@ -17,14 +17,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from archsearch.blocks.base import (
-    BlockFamily,
     Cost,
     LayerCall,
     Param,
     Role,
     Shape,
+    WidthKeepingFamily,
     heads_divide,
-    keeps_width,
     linear_cost,
     odd_kernel,
     times,
@@ -32,10 +31,9 @@ from archsearch.blocks.base import (
 from archsearch.blocks.token_mixers import HEAD_DIM, MLP_RATIO
 
 
-class Outlooker(BlockFamily):
+class Outlooker(WidthKeepingFamily):
     name = "outlooker"
     attention = True
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "VOLO Outlooker (Yuan et al., TPAMI 2022), sail-sg/volo"
     params = (
@@ -48,11 +46,8 @@ class Outlooker(BlockFamily):
     aliases = (MLP_RATIO, HEAD_DIM)
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name) or odd_kernel(p)
-        return reason or heads_divide(out, int(p["heads"])) or super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
+        reason = super().check(shape, out, p) or odd_kernel(p)
+        return reason or heads_divide(out, int(p["heads"]))
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, h, w = shape
@@ -79,10 +74,9 @@ class Outlooker(BlockFamily):
         return LayerCall(OutlookerBlock, args, {"qkv_bias": bool(p["qkv_bias"])})
 
 
-class ClassAttn(BlockFamily):
+class ClassAttn(WidthKeepingFamily):
     name = "class_attn"
     attention = True
-    width_keeping = True
     roles: ClassVar[frozenset[Role]] = frozenset({"block"})
     reference = "CaiT class attention (Touvron et al., ICCV 2021); VOLO post-network"
     params = (
@@ -93,7 +87,7 @@ class ClassAttn(BlockFamily):
     aliases = (MLP_RATIO, HEAD_DIM)
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:
-        reason = keeps_width(shape, out, self.name) or heads_divide(out, int(p["heads"]))
+        reason = super().check(shape, out, p) or heads_divide(out, int(p["heads"]))
         if reason:
             return reason
         if shape[2] != 1 or shape[1] < 2:
@@ -101,10 +95,7 @@ class ClassAttn(BlockFamily):
                 f"class_attn needs a token sequence (C, 1 + tokens, 1) with the class token "
                 f"first (put a cls_token block before it); the input is {shape}"
             )
-        return super().check(shape, out, p)
-
-    def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
-        return shape
+        return None
 
     def cost(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Cost:
         c, t = shape[0], shape[1]

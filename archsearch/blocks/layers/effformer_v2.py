@@ -49,11 +49,20 @@ def _bias_index(q_hw: tuple[int, int], k_hw: tuple[int, int], step: int) -> Tens
 
 
 class _Attention(nn.Module):
-    """Shared by the block's attention and the downsample's: q, k, v convs, local values,
-    per-offset biases; ``forward`` returns the pre-projection map (values + local values)."""
+    """Shared by the block's attention and the downsample's: k and v convs, one learned bias
+    per head and (|dy|, |dx|) offset between the queries (every ``step``-th position of the
+    ``k_hw`` grid) and the keys, the GELU before the projection, splitting into heads and
+    merging values with local values."""
 
     def __init__(
-        self, dim: int, heads: int, key_dim: int, attn_ratio: int, q_hw: tuple[int, int]
+        self,
+        dim: int,
+        heads: int,
+        key_dim: int,
+        attn_ratio: int,
+        q_hw: tuple[int, int],
+        k_hw: tuple[int, int],
+        step: int,
     ) -> None:
         super().__init__()
         self.heads, self.key_dim, self.value_dim = heads, key_dim, attn_ratio * key_dim
@@ -61,8 +70,13 @@ class _Attention(nn.Module):
         self.dh = heads * self.value_dim
         self.k = _cbn(dim, heads * key_dim, 1)
         self.v = _cbn(dim, self.dh, 1)
+        self.act = nn.GELU()
+        self.attention_biases = nn.Parameter(torch.zeros(heads, k_hw[0] * k_hw[1]))
+        self.bias_index: Tensor
+        self.register_buffer("bias_index", _bias_index(q_hw, k_hw, step), persistent=False)
 
-    def scores(self, q: Tensor, k: Tensor, biases: Tensor) -> Tensor:
+    def scores(self, q: Tensor, k: Tensor) -> Tensor:
+        biases = self.attention_biases[:, self.bias_index]
         return torch.matmul(q, k) * self.key_dim**-0.5 + biases
 
     def split(self, q_map: Tensor, kv_map: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -93,24 +107,20 @@ class EffV2Attention(_Attention):
         hw: tuple[int, int],
     ) -> None:
         q_hw = (math.ceil(hw[0] / stride), math.ceil(hw[1] / stride))
-        super().__init__(dim, heads, key_dim, attn_ratio, q_hw)
+        super().__init__(dim, heads, key_dim, attn_ratio, q_hw, q_hw, 1)
         self.stride = stride
         self.stride_conv = _cbn(dim, dim, 3, stride=2, groups=dim) if stride == 2 else None
         self.q = _cbn(dim, heads * key_dim, 1)
         self.v_local = _cbn(self.dh, self.dh, 3, groups=self.dh)
         self.talking_head1 = nn.Conv2d(heads, heads, 1)
         self.talking_head2 = nn.Conv2d(heads, heads, 1)
-        self.act = nn.GELU()
         self.proj = _cbn(self.dh, dim, 1)
-        self.attention_biases = nn.Parameter(torch.zeros(heads, q_hw[0] * q_hw[1]))
-        self.bias_index: Tensor
-        self.register_buffer("bias_index", _bias_index(q_hw, q_hw, 1), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.stride_conv is not None:
             x = self.stride_conv(x)
         q, k, v = self.split(self.q(x), x)
-        attn = self.scores(q, k, self.attention_biases[:, self.bias_index])
+        attn = self.scores(q, k)
         attn = self.talking_head2(self.talking_head1(attn).softmax(-1))
         y = self.merge(attn, v, self.v_local(v))
         if self.stride_conv is not None:
@@ -150,20 +160,16 @@ class EffV2DownAttention(_Attention):
         self, dim: int, out: int, heads: int, key_dim: int, attn_ratio: int, hw: tuple[int, int]
     ) -> None:
         q_hw = (math.ceil(hw[0] / 2), math.ceil(hw[1] / 2))
-        super().__init__(dim, heads, key_dim, attn_ratio, q_hw)
+        super().__init__(dim, heads, key_dim, attn_ratio, q_hw, hw, 2)
         self.local = nn.Conv2d(dim, dim, 3, 2, 1, groups=dim)
         self.pool = nn.AvgPool2d(1, 2, 0)
         self.q = _cbn(dim, heads * key_dim, 1)
         self.v_local = _cbn(self.dh, self.dh, 3, stride=2, groups=self.dh)
-        self.act = nn.GELU()
         self.proj = _cbn(self.dh, out, 1)
-        self.attention_biases = nn.Parameter(torch.zeros(heads, hw[0] * hw[1]))
-        self.bias_index: Tensor
-        self.register_buffer("bias_index", _bias_index(q_hw, hw, 2), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         q, k, v = self.split(self.q(self.local(x) + self.pool(x)), x)
-        attn = self.scores(q, k, self.attention_biases[:, self.bias_index]).softmax(-1)
+        attn = self.scores(q, k).softmax(-1)
         return self.proj(self.act(self.merge(attn, v, self.v_local(v))))
 
 

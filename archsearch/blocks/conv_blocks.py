@@ -29,13 +29,34 @@ from archsearch.blocks.base import (
     act_params,
     conv_cost,
     conv_out,
+    group_norm_fits,
     keeps_width,
     linear_cost,
+    norm_params,
     odd_kernel,
     ratio_of,
     se_cost,
     times,
 )
+
+_CONV_OPTIONS = (
+    Param(
+        "norm",
+        str,
+        "bn",
+        choices=("bn", "ln", "gn", "none"),
+        doc="norm after each conv: BatchNorm, LayerNorm over channels, GroupNorm, or none",
+        elide_default=True,
+    ),
+    Param(
+        "conv_bias",
+        bool,
+        False,
+        doc="biases of the convs (implementations without norms often have them)",
+        elide_default=True,
+    ),
+)
+"""The norm and conv-bias options of the conv blocks (``mbconv``, ``bottleneck``)."""
 
 
 class ConvNeXt(BlockFamily):
@@ -120,6 +141,7 @@ class MBConv(BlockFamily):
             doc="squeeze-excite gate: sigmoid, or MobileNetV3's hard sigmoid",
             elide_default=True,
         ),
+        *_CONV_OPTIONS,
     )
     aliases = (
         Alias("expand", "hidden", lambda cin, cout, r: ratio_of(cin, r), "hidden/in_channels"),
@@ -144,7 +166,12 @@ class MBConv(BlockFamily):
                 f"expand_conv=false needs hidden={p['hidden']} to equal in_channels={shape[0]} "
                 "(without the expansion conv the depthwise conv takes the input)"
             )
-        return odd_kernel(p) or super().check(shape, out, p)
+        _, ho, wo = self.out_shape(shape, out, p)
+        return (
+            odd_kernel(p)
+            or group_norm_fits(str(p["norm"]), (min(int(p["hidden"]), out), ho, wo))
+            or super().check(shape, out, p)
+        )
 
     def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
         k, s = int(p["kernel"]), int(p["stride"])
@@ -155,13 +182,15 @@ class MBConv(BlockFamily):
         hid, se, k = int(p["hidden"]), int(p["se"]), int(p["kernel"])
         _, ho, wo = self.out_shape(shape, out, p)
         act = act_params(str(p["act"]))
+        norm, bias = str(p["norm"]), bool(p["conv_bias"])
         total = (
-            conv_cost(hid, hid, k, ho, wo, groups=hid)
-            + conv_cost(hid, out, 1, ho, wo)
-            + Cost(2 * hid + 2 * out + act * (1 + int(bool(p["final_act"]))))
+            conv_cost(hid, hid, k, ho, wo, groups=hid, bias=bias)
+            + conv_cost(hid, out, 1, ho, wo, bias=bias)
+            + Cost(norm_params(hid, norm) + norm_params(out, norm))
+            + Cost(act * (1 + int(bool(p["final_act"]))))
         )
         if p["expand_conv"]:
-            total += conv_cost(c, hid, 1, h, w) + Cost(2 * hid + act)
+            total += conv_cost(c, hid, 1, h, w, bias=bias) + Cost(norm_params(hid, norm) + act)
         if se:
             se_act = str(p["act"] if p["se_act"] == "same" else p["se_act"])
             total += se_cost(hid, se) + Cost(act_params(se_act))
@@ -191,6 +220,7 @@ class MBConv(BlockFamily):
             kwargs["se_act"] = str(p["se_act"])
         if p["se"] and p["se_gate"] != "sigmoid":
             kwargs["se_gate"] = str(p["se_gate"])
+        _conv_options(p, kwargs)
         return LayerCall(mbconv, (shape[0], out), kwargs)
 
 
@@ -228,6 +258,7 @@ class Bottleneck(BlockFamily):
             doc="squeeze-excite width on the output, before the sum (SE-ResNet), 0 for none",
             elide_default=True,
         ),
+        *_CONV_OPTIONS,
     )
     aliases = (
         Alias("btn_ratio", "hidden", lambda cin, cout, r: ratio_of(cout, r), "hidden/width"),
@@ -245,7 +276,12 @@ class Bottleneck(BlockFamily):
                 f"groups={p['groups']} must divide hidden={p['hidden']}; choose a divisor of the "
                 "bottleneck width"
             )
-        return odd_kernel(p) or super().check(shape, out, p)
+        _, ho, wo = self.out_shape(shape, out, p)
+        return (
+            odd_kernel(p)
+            or group_norm_fits(str(p["norm"]), (min(int(p["hidden"]), out), ho, wo))
+            or super().check(shape, out, p)
+        )
 
     def out_shape(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape:
         k, s = int(p["kernel"]), int(p["stride"])
@@ -260,16 +296,17 @@ class Bottleneck(BlockFamily):
         c, h, w = shape
         hid, k, se = int(p["hidden"]), int(p["kernel"]), int(p["se"])
         _, ho, wo = self.out_shape(shape, out, p)
+        norm, bias = str(p["norm"]), bool(p["conv_bias"])
         total = (
-            conv_cost(c, hid, 1, h, w)
-            + conv_cost(hid, hid, k, ho, wo, groups=int(p["groups"]))
-            + conv_cost(hid, out, 1, ho, wo)
-            + Cost(4 * hid + 2 * out)
+            conv_cost(c, hid, 1, h, w, bias=bias)
+            + conv_cost(hid, hid, k, ho, wo, groups=int(p["groups"]), bias=bias)
+            + conv_cost(hid, out, 1, ho, wo, bias=bias)
+            + Cost(2 * norm_params(hid, norm) + norm_params(out, norm))
         )
         if se:
             total += se_cost(out, se)
         if self._projects(shape, out, p):
-            total += conv_cost(c, out, 1, ho, wo) + Cost(2 * out)
+            total += conv_cost(c, out, 1, ho, wo, bias=bias) + Cost(norm_params(out, norm))
         return total
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
@@ -291,4 +328,14 @@ class Bottleneck(BlockFamily):
             "groups": int(p["groups"]),
             "se": int(p["se"]),
         }
+        _conv_options(p, kwargs)
         return LayerCall(bottleneck, (shape[0], out), kwargs)
+
+
+def _conv_options(p: Mapping[str, Any], kwargs: dict[str, Any]) -> None:
+    """The norm and conv-bias options, in the layer call only where not at their defaults
+    (an exported file reads as before)."""
+    if p["norm"] != "bn":
+        kwargs["norm"] = str(p["norm"])
+    if p["conv_bias"]:
+        kwargs["conv_bias"] = True

@@ -45,19 +45,33 @@ def mbconv(
     expand_conv: bool = True,
     se_act: str = "same",
     se_gate: str = "sigmoid",
+    norm: str = "bn",
+    conv_bias: bool = False,
 ) -> nn.Module:
     """Inverted residual: 1x1 expansion to ``hidden`` (unless ``expand_conv`` is false: then
     ``hidden == c_in`` and an identity stands in), kxk depthwise, squeeze-excite (``se``
     channels, 0 for none; ``se_act`` "same" is ``act``), 1x1 projection; an identity residual
-    when the shape is kept, and ``final_act`` after the sum (TinyViT)."""
+    when the shape is kept, and ``final_act`` after the sum (TinyViT). Every conv is followed
+    by ``norm`` (bn, ln, gn or none) and has a bias if ``conv_bias``."""
     excite: nn.Module = nn.Identity()
     if se:
         excite = SqueezeExcite(hidden, se, act if se_act == "same" else se_act, se_gate)
     body = nn.Sequential(
-        ConvNormAct(c_in, hidden, 1, act=act) if expand_conv else nn.Identity(),
-        ConvNormAct(hidden, hidden, kernel, stride=stride, groups=hidden, act=act),
+        ConvNormAct(c_in, hidden, 1, act=act, norm=norm, bias=conv_bias)
+        if expand_conv
+        else nn.Identity(),
+        ConvNormAct(
+            hidden,
+            hidden,
+            kernel,
+            stride=stride,
+            groups=hidden,
+            act=act,
+            norm=norm,
+            bias=conv_bias,
+        ),
         excite,
-        ConvNormAct(hidden, c_out, 1, act="none"),
+        ConvNormAct(hidden, c_out, 1, act="none", norm=norm, bias=conv_bias),
     )
     if stride == 1 and c_in == c_out:
         return Residual(body, act=act if final_act else "none")
@@ -76,15 +90,20 @@ def bottleneck(
     shortcut: str,
     groups: int = 1,
     se: int = 0,
+    norm: str = "bn",
+    conv_bias: bool = False,
 ) -> Residual:
     """ResNet's 1x1-kxk-1x1 bottleneck, stride in the (``groups``-grouped) kxk conv, optional
     squeeze-excite (``se`` channels) on the output, ReLU after the sum; the shortcut is
     ``identity``, ``conv`` (a strided 1x1 projection) or ``avgpool`` (a 2x2 average pool when
-    strided, then a 1x1 projection when the width changes)."""
+    strided, then a 1x1 projection when the width changes). Every conv, the projection's too,
+    is followed by ``norm`` (bn, ln, gn or none) and has a bias if ``conv_bias``."""
     body = nn.Sequential(
-        ConvNormAct(c_in, hidden, 1),
-        ConvNormAct(hidden, hidden, kernel, stride=stride, groups=groups),
-        ConvNormAct(hidden, c_out, 1, act="none"),
+        ConvNormAct(c_in, hidden, 1, norm=norm, bias=conv_bias),
+        ConvNormAct(
+            hidden, hidden, kernel, stride=stride, groups=groups, norm=norm, bias=conv_bias
+        ),
+        ConvNormAct(hidden, c_out, 1, act="none", norm=norm, bias=conv_bias),
     )
     if se:
         body.append(SqueezeExcite(c_out, se, "relu"))
@@ -94,8 +113,8 @@ def bottleneck(
         if stride == 2:
             parts.append(nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False))
         if c_in != c_out:
-            parts.append(ConvNormAct(c_in, c_out, 1, act="none"))
+            parts.append(ConvNormAct(c_in, c_out, 1, act="none", norm=norm, bias=conv_bias))
         link = nn.Sequential(*parts)
     elif shortcut == "conv":
-        link = ConvNormAct(c_in, c_out, 1, stride=stride, act="none")
+        link = ConvNormAct(c_in, c_out, 1, stride=stride, act="none", norm=norm, bias=conv_bias)
     return Residual(body, link, act="relu")

@@ -37,8 +37,13 @@ def test_options_at_their_default_leave_the_digest_unchanged() -> None:
     explicit = Architecture.from_dict(_with(0, expand_conv=True, se_act="same", se_gate="sigmoid"))
     assert explicit.digest == plain.digest
     assert Architecture.from_dict(_with(1, groups=1, se=0)).digest == plain.digest
+    for block in (0, 1):
+        default = Architecture.from_dict(_with(block, norm="bn", conv_bias=False))
+        assert default.digest == plain.digest
     for key in ("expand_conv", "se_act", "se_gate", "groups", '"se":0', "post_hidden"):
         assert key not in plain.to_json()
+    for block in plain.to_dict()["stages"][0]["blocks"]:
+        assert "norm" not in block["params"] and "conv_bias" not in block["params"]
     # The resolved params still hold every option.
     assert plain.stages[0].blocks[0].params["se_gate"] == "sigmoid"
     assert plain.stages[0].blocks[1].params["groups"] == 1
@@ -59,6 +64,22 @@ def test_impossible_combinations_are_one_line_errors() -> None:
         Architecture.from_dict(_with(0, expand_conv=False))
     with pytest.raises(SpecError, match="se_gate.*choose one of: sigmoid, hsigmoid"):
         Block("mbconv", 16, {"hidden": 16, "se_gate": "tanh"})
+    with pytest.raises(SpecError, match="'norm'='in' is not allowed; choose one of: bn, ln, gn"):
+        Block("bottleneck", 16, {"hidden": 16, "norm": "in"})
+
+
+def test_norm_and_bias_options_count_exactly() -> None:
+    from archsearch.cost import count
+    from archsearch.cost.reference import measure_arch
+
+    plain = count(Architecture.from_dict(BASE)).params
+    for block in (0, 1):
+        for norm in ("ln", "gn", "none"):
+            for bias in (False, True):
+                arch = Architecture.from_dict(_with(block, norm=norm, conv_bias=bias))
+                assert count(arch) == measure_arch(arch), (block, norm, bias)
+                if norm != "none" and not bias:
+                    assert count(arch).params == plain  # LN and GN have BN's 2C parameters
 
 
 def test_elided_defaults_must_be_constants() -> None:

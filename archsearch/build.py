@@ -10,6 +10,8 @@ from archsearch.limits import MAX_BUILD_PARAMS, MAX_FORWARD_BYTES
 from archsearch.spec import Architecture, Block
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from torch import nn
 
     from archsearch.blocks.layers import Network
@@ -92,7 +94,10 @@ def build(arch: Architecture) -> Network:
 
     The module is an :class:`archsearch.blocks.layers.Network` with attributes ``stem``,
     ``stages`` (each an ``nn.Sequential`` of the downsample, if any, and the blocks) and
-    ``head``. Build under ``torch.device("meta")`` to get its shapes and counts without memory.
+    ``head``; for a network with branched stages, a
+    :class:`~archsearch.blocks.layers.MultiStreamNetwork`, whose stages pass lists of streams
+    and whose head averages one head per stream. Build under ``torch.device("meta")`` to get
+    its shapes and counts without memory.
 
     Raises:
         SpecError: the network has more than :data:`~archsearch.limits.MAX_BUILD_PARAMS`
@@ -100,18 +105,40 @@ def build(arch: Architecture) -> Network:
     """
     from torch import nn
 
-    check_memory(arch)
-
     from archsearch.blocks.layers import Network
 
-    def make(i: int) -> nn.Module:
-        layer = arch.layers[i]
-        return layer.family.build(layer.in_shape, layer.block.out_channels, layer.block.params)
+    check_memory(arch)
 
-    index = 1
-    stages = []
+    modules = iter(
+        [
+            layer.family.build(layer.in_shape, layer.block.out_channels, layer.block.params)
+            for layer in arch.layers
+        ]
+    )
+    stem = next(modules)
+    if not any(stage.branches for stage in arch.stages):
+        stages = [
+            nn.Sequential(*(next(modules) for _ in stage.all_blocks())) for stage in arch.stages
+        ]
+        return Network(stem, stages, next(modules))
+    return _multi_stream(arch, stem, modules)
+
+
+def _multi_stream(arch: Architecture, stem: nn.Module, modules: Iterator[nn.Module]) -> Network:
+    """The :class:`~archsearch.blocks.layers.MultiStreamNetwork` of a network with branched
+    stages, from its layers' modules in the spec's order."""
+    from torch import nn
+
+    from archsearch.blocks.layers import Branches, MeanHeads, MultiStreamNetwork, Stream
+
+    stages: list[nn.Module] = []
     for stage in arch.stages:
-        n = stage.depth + (stage.downsample is not None)
-        stages.append(nn.Sequential(*(make(i) for i in range(index, index + n))))
-        index += n
-    return Network(make(0), stages, make(index))
+        if not stage.branches:
+            stages.append(Stream(*(next(modules) for _ in stage.all_blocks())))
+            continue
+        branches = [
+            nn.Sequential(*(next(modules) for _ in br.all_blocks())) for br in stage.branches
+        ]
+        fuse = [next(modules) for _ in stage.fuse]
+        stages.append(Branches(branches, fuse, stage.merge or "none"))
+    return MultiStreamNetwork(stem, stages, MeanHeads(list(modules)))

@@ -151,7 +151,7 @@ class _Closure:
                 self.add(module_name, ref, needed_by=name)
             elif ref in mod.imports:
                 source, attr, bound = mod.imports[ref]
-                if _is_torch(source) or source in sys.stdlib_module_names:
+                if _is_torch(source) or source.split(".")[0] in sys.stdlib_module_names:
                     self.imports.add((source, attr, bound))
                 elif attr is not None and source.startswith(_LAYERS):
                     __import__(source)
@@ -293,9 +293,16 @@ def to_source(arch: Architecture, *, features_only: bool = False) -> str:
     placed = list(zip(arch.layers, calls, names, strict=True))
     stem_layer, stem_call, stem_name = placed[0]
     body += _call("self.stem = ", stem_name, stem_call, 8, f"  # -> {_fmt(stem_layer.out_shape)}")
-    body += ["        self.stages = nn.ModuleList(", "            ["]
+    multi = any(stage.branches for stage in arch.stages)
+    if multi:
+        if features_only:
+            raise ExportError(_ONE_STREAM)
+        for name in ("Stream", "Branches", "MeanHeads"):
+            closure.add(f"{_LAYERS}.network", name, needed_by="a network with branched stages")
+        body += _multi_stream_body(arch, placed)
+    body += [] if multi else ["        self.stages = nn.ModuleList(", "            ["]
     k = 1
-    for i, stage in enumerate(arch.stages):
+    for i, stage in enumerate([] if multi else arch.stages):
         n = stage.depth + (stage.downsample is not None)
         types = "/".join(sorted({b.type for b in stage.blocks}))
         out = _fmt(placed[k + n - 1][0].out_shape)
@@ -305,9 +312,10 @@ def to_source(arch: Architecture, *, features_only: bool = False) -> str:
             body += _call("", name, call, 20, f",  # {layer.path}")
         body.append("                ),")
         k += n
-    body += ["            ]", "        )"]
-    _, head_call, head_name = placed[k]
-    body += _call("self.head = ", head_name, head_call, 8)
+    if not multi:
+        body += ["            ]", "        )"]
+        _, head_call, head_name = placed[k]
+        body += _call("self.head = ", head_name, head_call, 8)
 
     import textwrap
 
@@ -350,20 +358,7 @@ returns the output of every stage instead of the logits.
         "        self.features_only = features_only",
         *body,
         "",
-        "    def forward_features(self, x: Tensor) -> list[Tensor]:",
-        '        """The output of each stage, in order."""',
-        "        x = self.stem(x)",
-        "        features = []",
-        "        for stage in self.stages:",
-        "            x = stage(x)",
-        "            features.append(x)",
-        "        return features",
-        "",
-        "    def forward(self, x: Tensor) -> Tensor | list[Tensor]:",
-        "        features = self.forward_features(x)",
-        "        if self.features_only:",
-        "            return features",
-        "        return self.head(features[-1])",
+        *(_MULTI_STREAM_FORWARD if multi else _FORWARD),
         "",
         "",
         f"def build(features_only: bool = {features_only!r}) -> Network:",
@@ -389,6 +384,81 @@ returns the output of every stage instead of the logits.
         "",
     ]
     return "\n".join(lines)
+
+
+_FORWARD = [
+    "    def forward_features(self, x: Tensor) -> list[Tensor]:",
+    '        """The output of each stage, in order."""',
+    "        x = self.stem(x)",
+    "        features = []",
+    "        for stage in self.stages:",
+    "            x = stage(x)",
+    "            features.append(x)",
+    "        return features",
+    "",
+    "    def forward(self, x: Tensor) -> Tensor | list[Tensor]:",
+    "        features = self.forward_features(x)",
+    "        if self.features_only:",
+    "            return features",
+    "        return self.head(features[-1])",
+]
+_MULTI_STREAM_FORWARD = [
+    "    def forward_features(self, x: Tensor) -> list[Tensor]:",
+    '        """The streams the last stage outputs."""',
+    "        xs = [self.stem(x)]",
+    "        for stage in self.stages:",
+    "            xs = stage(xs)",
+    "        return xs",
+    "",
+    "    def forward(self, x: Tensor) -> Tensor:",
+    "        return self.head(self.forward_features(x))",
+]
+_ONE_STREAM = (
+    "features only: the stage outputs of a network with branched stages are several streams; "
+    "export the whole network instead"
+)
+
+
+def _multi_stream_body(arch: Architecture, placed: list[tuple[Any, LayerCall, str]]) -> list[str]:
+    """``self.stages`` and ``self.head`` of a network with branched stages, as
+    :func:`archsearch.build` composes them (``Stream``, ``Branches``, ``MeanHeads``)."""
+    rest = iter(placed[1:])
+
+    def calls(n: int, indent: int) -> list[str]:
+        lines = []
+        for _ in range(n):
+            layer, call, name = next(rest)
+            lines += _call("", name, call, indent, f",  # {layer.path}")
+        return lines
+
+    body = [
+        "        if features_only:  # several streams leave each branched stage",
+        '            raise ValueError("features_only takes a network of one stream")',
+        "        self.stages = nn.ModuleList(",
+        "            [",
+    ]
+    for i, stage in enumerate(arch.stages):
+        if not stage.branches:
+            body.append(f"                Stream(  # stage {i + 1}")
+            body += calls(len(stage.all_blocks()), 20)
+            body.append("                ),")
+            continue
+        body += [
+            f"                Branches(  # stage {i + 1}: {len(stage.branches)} branches",
+            "                    [",
+        ]
+        for b, branch in enumerate(stage.branches):
+            body.append(f"                        nn.Sequential(  # branch {b + 1}")
+            body += calls(len(branch.all_blocks()), 28)
+            body.append("                        ),")
+        body += ["                    ],", "                    ["]
+        body += calls(len(stage.fuse), 24)
+        body += ["                    ],", f"                    {stage.merge or 'none'!r},"]
+        body.append("                ),")
+    body += ["            ]", "        )", "        self.head = MeanHeads(", "            ["]
+    body += calls(len(placed) - 1 - sum(len(s.all_blocks()) for s in arch.stages), 16)
+    body += ["            ]", "        )"]
+    return body
 
 
 def _fmt(shape: tuple[int, ...]) -> str:
@@ -420,10 +490,12 @@ def load_source(path: str | Path, name: str = "archsearch_export") -> ModuleType
 
 
 def _stage_outputs(net: nn.Module) -> nn.Module:
-    from archsearch.blocks.layers import Network, StageOutputs
+    from archsearch.blocks.layers import MultiStreamNetwork, Network, StageOutputs
 
     if not isinstance(net, Network):
         raise ExportError("features only: the module is not a network archsearch.build made")
+    if isinstance(net, MultiStreamNetwork):
+        raise ExportError(_ONE_STREAM)
     return StageOutputs(net)
 
 

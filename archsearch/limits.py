@@ -23,6 +23,8 @@ MAX_DEPTH = 1_000
 """Blocks per stage (a space's depth choices, a spec's blocks and ``repeat``)."""
 MAX_STAGES = 64
 """Stages per space or architecture."""
+MAX_BRANCHES = 16
+"""Streams a branched stage may run side by side (CrossViT: two)."""
 MAX_WIDTH = 65_536
 """Output channels of any block (a space's widths, a spec's ``out_channels``)."""
 MAX_INT_PARAM = 1_000_000

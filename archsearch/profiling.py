@@ -38,6 +38,8 @@ from archsearch.errors import UserError
 from archsearch.spec import Architecture, Block
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from archsearch.spaces import Space
 
 WARMUP, REPEATS = 5, 20  # per block
@@ -66,6 +68,18 @@ class ProfileReport:
 
 def entry_spec(block: Block, shape: Shape, layout: str) -> dict[str, Any]:
     return {**block.to_dict(), "in_shape": list(shape), "layout": layout}
+
+
+def block_module(block: Block, shape: Shape) -> nn.Module:
+    """The block's module for input ``shape``, as a one-input module: a block that reads a
+    second stream (a fuse block) gets a fixed random one of the shape its parameters state."""
+    module = block.family.build(shape, block.out_channels, block.params)
+    context = block.family.context(shape, block.out_channels, block.params)
+    if context is None:
+        return module
+    from archsearch.blocks.layers import WithContext
+
+    return WithContext(module, context)
 
 
 def space_items(device: Device, space: Space) -> list[Item]:
@@ -113,10 +127,7 @@ def profile(
             part = pending[i : i + chunk]
             for _, (b, s, _) in part:
                 check_block_memory(b, s, batch=device.batch)
-            runners = [
-                device.runner(b.family.build(s, b.out_channels, b.params), s, layout)
-                for _, (b, s, layout) in part
-            ]
+            runners = [device.runner(block_module(b, s), s, layout) for _, (b, s, layout) in part]
             timings = measure_interleaved(
                 runners, device.time_once, warmup=warmup, repeats=repeats, reference=reference
             )

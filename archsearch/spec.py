@@ -1,7 +1,8 @@
 """The architecture spec: frozen, typed, validated plain data with a canonical JSON digest.
 
 An :class:`Architecture` is an input shape, a number of classes, a stem, stages (each an
-optional downsample and a tuple of blocks) and a head. A :class:`Block` is
+optional downsample and a tuple of blocks, or branches run side by side on several streams:
+:class:`Stage`) and a head. A :class:`Block` is
 ``(type, out_channels, params)``; its type names a family in :data:`archsearch.blocks.BLOCKS`,
 which resolves every parameter's default when the block is created, so that the canonical
 JSON (sorted keys, no defaults left implicit) identifies the network. Its SHA-256 is the
@@ -127,24 +128,77 @@ class Block:
             raise SpecError(f"{where}: {e}") from None
 
 
+MERGES = ("mean", "sum", "concat")
+"""How a branched stage's ``merge`` joins its streams into one."""
+
+
 @dataclass(frozen=True, slots=True)
 class Stage:
-    """A stage: an optional downsample, then one or more blocks."""
+    """A stage: an optional downsample, then one or more blocks; or a *branched* stage.
 
-    blocks: tuple[Block, ...]
+    A branched stage runs ``branches`` (each a Stage of its own: downsample and blocks) side by
+    side, one per stream. The first branched stage opens the streams: every branch starts from
+    the stage's input. The streams then persist: a following branched stage with as many
+    branches continues them, branch ``b`` on stream ``b``. ``fuse``, if given, holds one block
+    per branch, run after all of them: ``fuse[b]`` updates stream ``b`` and reads stream
+    ``(b + 1) % n`` as its context (CrossViT's class-token exchange), every one of them reading
+    the streams as the branches left them. ``merge`` (mean, sum or concat over channels) joins
+    the streams into one at the end of the stage; a network that ends with several streams runs
+    its head on each, with its own weights, and averages the logits.
+    """
+
+    blocks: tuple[Block, ...] = ()
     downsample: Block | None = None
+    branches: tuple[Stage, ...] = ()
+    fuse: tuple[Block, ...] = ()
+    merge: str | None = None
+
+    @property
+    def branched(self) -> bool:
+        return bool(self.branches)
 
     @property
     def width(self) -> int:
-        return self.blocks[-1].out_channels if self.blocks else 0
+        """The output width (of stream 0 where the stage leaves several streams)."""
+        if not self.branches:
+            return self.blocks[-1].out_channels if self.blocks else 0
+        if self.merge == "concat":
+            return sum(b.width for b in self.branches)
+        if self.fuse and not self.merge:
+            return self.fuse[0].out_channels
+        return self.branches[0].width
 
     @property
     def depth(self) -> int:
-        return len(self.blocks)
+        """Blocks of the stage (downsamples excluded), every branch's and the fuse blocks."""
+        return len(self.blocks) + sum(b.depth for b in self.branches) + len(self.fuse)
+
+    def all_blocks(self) -> tuple[Block, ...]:
+        """Every block and downsample of the stage, in the order the spec places them."""
+        if not self.branches:
+            return ((self.downsample,) if self.downsample else ()) + self.blocks
+        return tuple(b for br in self.branches for b in br.all_blocks()) + self.fuse
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.branches:
+            return {
+                "downsample": self.downsample.to_dict() if self.downsample else None,
+                "blocks": [b.to_dict() for b in self.blocks],
+            }
+        return {
+            "branches": [b.to_dict() for b in self.branches],
+            "fuse": [b.to_dict() for b in self.fuse],
+            "merge": self.merge,
+        }
 
 
 class Layer(NamedTuple):
-    """One block of an architecture with its place and its input/output shapes."""
+    """One block of an architecture with its place and its input/output shapes.
+
+    ``source`` is the index in :attr:`Architecture.layers` of the layer whose output is this
+    one's input (-1: the network's input); the previous layer's, except where a branched stage
+    opens or continues several streams (after a merge: the last layer of stream 0).
+    """
 
     path: str
     role: Role
@@ -152,6 +206,10 @@ class Layer(NamedTuple):
     family: BlockFamily
     in_shape: Shape
     out_shape: Shape
+    source: int = -1
+
+
+_Tip = tuple[Shape, int]
 
 
 @dataclass(frozen=True)
@@ -211,23 +269,13 @@ class Architecture:
             )
         if not self.stages:
             raise SpecError("an architecture needs at least one stage")
-        placed: list[tuple[str, Role, Block]] = [("stem", "stem", self.stem)]
-        for i, stage in enumerate(self.stages):
-            if not stage.blocks:
-                raise SpecError(f"stages[{i}]: a stage needs at least one block")
-            if len(stage.blocks) > limits.MAX_DEPTH:
-                raise SpecError(
-                    f"stages[{i}]: a stage holds at most {limits.MAX_DEPTH:,} blocks, got "
-                    f"{len(stage.blocks)}"
-                )
-            if stage.downsample is not None:
-                placed.append((f"stages[{i}].downsample", "downsample", stage.downsample))
-            placed.extend(
-                (f"stages[{i}].blocks[{j}]", "block", b) for j, b in enumerate(stage.blocks)
-            )
-        placed.append(("head", "head", self.head))
-        layers = []
-        for path, role, block in placed:
+        layers: list[Layer] = []
+
+        # A stream is (shape, index of the layer that output it; -1: the network's input).
+        def place(
+            path: str, role: Role, block: Block, stream: _Tip, ctx: Shape | None = None
+        ) -> _Tip:
+            shape = stream[0]
             family = get_block(block.type)
             if role not in family.roles:
                 raise SpecError(
@@ -237,9 +285,89 @@ class Architecture:
             reason = family.check(shape, block.out_channels, block.params)
             if reason:
                 raise SpecError(f"{path} ({block.type}): {reason}")
+            want = family.context(shape, block.out_channels, block.params)
+            if ctx is None and want is not None:
+                raise SpecError(
+                    f"{path} ({block.type}): this block reads a second stream; it can only be "
+                    "one of a branched stage's fuse blocks"
+                )
+            if ctx is not None and want is None:
+                raise SpecError(
+                    f"{path} ({block.type}): a fuse block reads the next stream; this type "
+                    "reads only its own: put it at the end of its branch instead"
+                )
+            if ctx is not None and want is not None and tuple(want) != tuple(ctx):
+                raise SpecError(
+                    f"{path} ({block.type}): it reads the next stream as a {list(want)} input "
+                    f"(its parameters say so), but that stream is {list(ctx)}: set its context "
+                    "parameters to match"
+                )
             out = family.out_shape(shape, block.out_channels, block.params)
-            layers.append(Layer(path, role, block, family, shape, out))
-            shape = out
+            layers.append(Layer(path, role, block, family, shape, out, stream[1]))
+            return out, len(layers) - 1
+
+        def place_chain(where: str, stage: Stage, stream: _Tip) -> _Tip:
+            if not stage.blocks:
+                raise SpecError(f"{where}: a stage needs at least one block")
+            if len(stage.blocks) > limits.MAX_DEPTH:
+                raise SpecError(
+                    f"{where}: a stage holds at most {limits.MAX_DEPTH:,} blocks, got "
+                    f"{len(stage.blocks)}"
+                )
+            if stage.downsample is not None:
+                stream = place(f"{where}.downsample", "downsample", stage.downsample, stream)
+            for j, b in enumerate(stage.blocks):
+                stream = place(f"{where}.blocks[{j}]", "block", b, stream)
+            return stream
+
+        streams = [place("stem", "stem", self.stem, (shape, -1))]
+        opened = 0
+        for i, stage in enumerate(self.stages):
+            where = f"stages[{i}]"
+            if stage.branches and (stage.blocks or stage.downsample):
+                raise SpecError(f"{where}: a stage has either blocks or branches, not both")
+            if not stage.branches and (stage.fuse or stage.merge):
+                raise SpecError(f"{where}: fuse and merge belong to a stage with branches")
+            if not stage.branches:
+                if len(streams) > 1:
+                    raise SpecError(
+                        f"{where}: the network carries {len(streams)} streams here (opened by "
+                        f"stages[{opened}]); a plain stage takes one: give it branches, or "
+                        f"merge the streams at the end of stages[{i - 1}]"
+                    )
+                streams = [place_chain(where, stage, streams[0])]
+                continue
+            n = len(stage.branches)
+            if not 2 <= n <= limits.MAX_BRANCHES:
+                raise SpecError(
+                    f"{where}.branches: a branched stage has 2 to {limits.MAX_BRANCHES} "
+                    f"branches, got {n}"
+                )
+            if len(streams) == 1:
+                streams, opened = streams * n, i
+            elif len(streams) != n:
+                raise SpecError(
+                    f"{where}.branches: the network carries {len(streams)} streams here; give "
+                    f"{len(streams)} branches, one per stream, not {n}"
+                )
+            streams = [
+                place_chain(f"{where}.branches[{b}]", br, streams[b])
+                for b, br in enumerate(stage.branches)
+            ]
+            if stage.fuse:
+                if len(stage.fuse) != n:
+                    raise SpecError(
+                        f"{where}.fuse: one fuse block per branch: {n}, got {len(stage.fuse)}"
+                    )
+                streams = [
+                    place(f"{where}.fuse[{b}]", "block", f, streams[b], streams[(b + 1) % n][0])
+                    for b, f in enumerate(stage.fuse)
+                ]
+            if stage.merge is not None:  # the merged map's source: stream 0's last layer
+                merged = _merged(where, stage.merge, [shape for shape, _ in streams])
+                streams = [(merged, streams[0][1])]
+        for b, s in enumerate(streams):
+            place("head" if len(streams) == 1 else f"head[{b}]", "head", self.head, s)
         return tuple(layers)
 
     # -- derived views -------------------------------------------------------------------
@@ -260,11 +388,22 @@ class Architecture:
 
     def summary(self) -> str:
         """A one-line description: stem, then per stage its depth, block types and width."""
-        parts = [f"{self.stem.type}:{self.stem.out_channels}"]
-        for stage in self.stages:
-            types = sorted({b.type for b in stage.blocks})
-            parts.append(f"{stage.depth}x{'/'.join(types)}@{stage.width}")
-        return " | ".join(parts)
+
+        def part(stage: Stage) -> str:
+            if not stage.branches:
+                types = sorted({b.type for b in stage.blocks})
+                return f"{stage.depth}x{'/'.join(types)}@{stage.width}"
+            text = " || ".join(part(b) for b in stage.branches)
+            fuse = "/".join(sorted({b.type for b in stage.fuse}))
+            return (
+                f"[{text}]"
+                + (f"+{fuse}" if fuse else "")
+                + (f"->{stage.merge}" if stage.merge else "")
+            )
+
+        return " | ".join(
+            [f"{self.stem.type}:{self.stem.out_channels}"] + [part(s) for s in self.stages]
+        )
 
     # -- serialisation -------------------------------------------------------------------
 
@@ -273,13 +412,7 @@ class Architecture:
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "stem": self.stem.to_dict(),
-            "stages": [
-                {
-                    "downsample": s.downsample.to_dict() if s.downsample else None,
-                    "blocks": [b.to_dict() for b in s.blocks],
-                }
-                for s in self.stages
-            ],
+            "stages": [s.to_dict() for s in self.stages],
             "head": self.head.to_dict(),
         }
 
@@ -323,44 +456,7 @@ class Architecture:
             raise SpecError(
                 f"an architecture has at most {limits.MAX_STAGES} stages, got {len(stages_data)}"
             )
-        stages = []
-        for i, sd in enumerate(stages_data):
-            where = f"stages[{i}]"
-            if not isinstance(sd, Mapping):
-                raise SpecError(
-                    f"{where}: expected a mapping with downsample/blocks, got {_shown(sd)}"
-                )
-            _reject_unknown(sd, {"downsample", "blocks"}, where)
-            ds = sd.get("downsample")
-            downsample = Block.from_dict(ds, where=f"{where}.downsample") if ds else None
-            blocks_data = sd.get("blocks")
-            if not isinstance(blocks_data, list):
-                raise SpecError(
-                    f"{where}.blocks: expected a list of blocks, got {_shown(blocks_data)}"
-                )
-            blocks: list[Block] = []
-            for j, bd in enumerate(blocks_data):
-                bwhere = f"{where}.blocks[{j}]"
-                repeat = 1
-                if isinstance(bd, Mapping) and "repeat" in bd:
-                    repeat = bd["repeat"]
-                    if (
-                        not isinstance(repeat, int)
-                        or isinstance(repeat, bool)
-                        or not 1 <= repeat <= limits.MAX_DEPTH
-                    ):
-                        raise SpecError(
-                            f"{bwhere}: repeat must be a positive integer, got {_shown(repeat)} "
-                            f"(at most {limits.MAX_DEPTH:,})"
-                        )
-                    bd = {k: v for k, v in bd.items() if k != "repeat"}
-                if len(blocks) + repeat > limits.MAX_DEPTH:
-                    raise SpecError(
-                        f"{where}: a stage holds at most {limits.MAX_DEPTH:,} blocks; this one "
-                        "has more (count its blocks and repeats)"
-                    )
-                blocks.extend([Block.from_dict(bd, where=bwhere)] * repeat)
-            stages.append(Stage(tuple(blocks), downsample))
+        stages = [_stage_from_dict(sd, f"stages[{i}]") for i, sd in enumerate(stages_data)]
         head = data["head"]
         if isinstance(head, Mapping) and "out_channels" not in head:
             head = {**head, "out_channels": num_classes}
@@ -419,6 +515,87 @@ class Architecture:
             return self
         head = Block(self.head.type, classes, self.head.params)
         return Architecture(self.stem, self.stages, head, shape, classes)  # type: ignore[arg-type]
+
+
+def _stage_from_dict(sd: Any, where: str, *, branch: bool = False) -> Stage:
+    """A stage from ``{downsample, blocks}`` or ``{branches, fuse, merge}``."""
+    if not isinstance(sd, Mapping):
+        raise SpecError(f"{where}: expected a mapping with downsample/blocks, got {_shown(sd)}")
+    if "branches" in sd and not branch:
+        _reject_unknown(sd, {"branches", "fuse", "merge"}, where)
+        branches, fuse = sd["branches"], sd.get("fuse") or []
+        if not isinstance(branches, list) or not 2 <= len(branches) <= limits.MAX_BRANCHES:
+            raise SpecError(
+                f"{where}.branches: expected a list of 2 to {limits.MAX_BRANCHES} branches, "
+                f"got {_shown(branches)}"
+            )
+        if not isinstance(fuse, list) or len(fuse) > limits.MAX_BRANCHES:
+            raise SpecError(f"{where}.fuse: expected a list of blocks, got {_shown(fuse)}")
+        merge = sd.get("merge")
+        if merge is not None and merge not in MERGES:
+            raise SpecError(
+                f"{where}.merge: {_shown(merge)} is not a merge; choose one of: "
+                f"{', '.join(MERGES)} (or leave it out to keep the streams)"
+            )
+        return Stage(
+            branches=tuple(
+                _stage_from_dict(b, f"{where}.branches[{k}]", branch=True)
+                for k, b in enumerate(branches)
+            ),
+            fuse=tuple(Block.from_dict(b, where=f"{where}.fuse[{k}]") for k, b in enumerate(fuse)),
+            merge=merge,
+        )
+    _reject_unknown(sd, {"downsample", "blocks"}, where)
+    ds = sd.get("downsample")
+    downsample = Block.from_dict(ds, where=f"{where}.downsample") if ds else None
+    blocks_data = sd.get("blocks")
+    if not isinstance(blocks_data, list):
+        raise SpecError(f"{where}.blocks: expected a list of blocks, got {_shown(blocks_data)}")
+    blocks: list[Block] = []
+    for j, bd in enumerate(blocks_data):
+        bwhere = f"{where}.blocks[{j}]"
+        repeat = 1
+        if isinstance(bd, Mapping) and "repeat" in bd:
+            repeat = bd["repeat"]
+            if (
+                not isinstance(repeat, int)
+                or isinstance(repeat, bool)
+                or not 1 <= repeat <= limits.MAX_DEPTH
+            ):
+                raise SpecError(
+                    f"{bwhere}: repeat must be a positive integer, got {_shown(repeat)} "
+                    f"(at most {limits.MAX_DEPTH:,})"
+                )
+            bd = {k: v for k, v in bd.items() if k != "repeat"}
+        if len(blocks) + repeat > limits.MAX_DEPTH:
+            raise SpecError(
+                f"{where}: a stage holds at most {limits.MAX_DEPTH:,} blocks; this one "
+                "has more (count its blocks and repeats)"
+            )
+        blocks.extend([Block.from_dict(bd, where=bwhere)] * repeat)
+    return Stage(tuple(blocks), downsample)
+
+
+def _merged(where: str, merge: str, streams: list[Shape]) -> Shape:
+    """The shape of ``streams`` joined by ``merge`` (mean, sum or concat over channels)."""
+    if merge == "concat":
+        if len({s[1:] for s in streams}) > 1:
+            raise SpecError(
+                f"{where}.merge: concat joins streams of one map size; they are "
+                f"{', '.join(f'{s[1]}x{s[2]}' for s in streams)}"
+            )
+        total = sum(s[0] for s in streams)
+        if total > limits.MAX_WIDTH:
+            raise SpecError(
+                f"{where}.merge: concat makes {total:,} channels; at most {limits.MAX_WIDTH:,}"
+            )
+        return total, streams[0][1], streams[0][2]
+    if len(set(streams)) > 1:
+        raise SpecError(
+            f"{where}.merge: {merge} joins streams of one shape; they are "
+            f"{', '.join(str(list(s)) for s in streams)}: use concat, or match their widths"
+        )
+    return streams[0]
 
 
 def _shown(value: Any, limit: int = 80) -> str:

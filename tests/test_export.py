@@ -44,6 +44,9 @@ def covering_networks() -> tuple[Architecture, ...]:
     inputs and seeded members of the built-in spaces; for each family the cheapest holder."""
     rng = random.Random(0)
     candidates = [_small(zoo.get(n)) for n in zoo.names()]
+    # small networks of several streams (CrossViT-like, and a concat merge)
+    fixtures = Path(__file__).parent / "fixtures"
+    candidates += [Architecture.load(fixtures / f"tiny_{n}.yaml") for n in ("streams", "merge")]
     for name in list_spaces():
         space = load_space(name)
         candidates += [_small(space.sample(rng)) for _ in range(30)]
@@ -98,17 +101,23 @@ for case in json.loads(sys.argv[1]):
     want = load_file(case["io"])["y"]
     with torch.no_grad():
         y = net(x)
-        feats = module.Network(features_only=True).eval()
-        feats.load_state_dict(net.state_dict())
-        stages = feats(x)
         ts = torch.jit.load(case["ts"])
         y_ts = ts(x)
+        try:  # a network with branched stages has no one-tensor stage outputs: refused
+            feats = module.Network(features_only=True).eval()
+        except ValueError:
+            feats = None
+        if feats is not None:
+            feats.load_state_dict(net.state_dict())
+            stages = feats(x)
     results[case["digest"]] = {
         "params": params,
         "diff": float((y - want).abs().max()),
         "ts_diff": float((y_ts - want).abs().max()),
-        "stages": len(stages),
-        "last_stage_to_head": float((net.head(stages[-1]) - y).abs().max()),
+        "stages": len(stages) if feats is not None else None,
+        "last_stage_to_head": (
+            float((net.head(stages[-1]) - y).abs().max()) if feats is not None else None
+        ),
         "spec_digest": module.DIGEST,
     }
 print(json.dumps(results))
@@ -212,8 +221,11 @@ def exports_match(archs: tuple[Architecture, ...], tmp_path: Path) -> None:
         assert r["params"] == count(arch).params, arch.summary()
         assert r["diff"] <= 1e-5, (arch.summary(), r)
         assert r["ts_diff"] <= 1e-5, (arch.summary(), r)
-        assert r["stages"] == len(arch.stages)
-        assert r["last_stage_to_head"] == 0.0
+        if any(stage.branches for stage in arch.stages):
+            assert r["stages"] is None  # features_only is refused: several streams
+        else:
+            assert r["stages"] == len(arch.stages)
+            assert r["last_stage_to_head"] == 0.0
         assert r["spec_digest"] == arch.digest
 
 
@@ -241,7 +253,7 @@ def _spec_of(text: str) -> str:
 def test_features_only_returns_every_stage(tmp_path: Path) -> None:
     from archsearch.export import load_source
 
-    arch = covering_networks()[0]
+    arch = next(a for a in covering_networks() if not any(s.branches for s in a.stages))
     path = tmp_path / "net.py"
     path.write_text(to_source(arch, features_only=True))
     module = load_source(path)
@@ -250,6 +262,19 @@ def test_features_only_returns_every_stage(tmp_path: Path) -> None:
     assert [tuple(t.shape[1:]) for t in stages] == [
         arch.layers[i].out_shape for i in _last_of_each_stage(arch)
     ]
+
+
+def test_several_streams_export_and_refuse_features_only(tmp_path: Path) -> None:
+    fixtures = Path(__file__).parent / "fixtures"
+    merge, streams = (Architecture.load(fixtures / f"tiny_{n}.yaml") for n in ("merge", "streams"))
+    assert streams in covering_networks()  # exported with the cover, in every format
+    exports_match((merge,), tmp_path)
+    net = build(streams).eval()
+    with pytest.raises(ExportError, match="features only: the stage outputs of a network with"):
+        to_source(streams, features_only=True)
+    with pytest.raises(ExportError, match="features only: the stage outputs of a network with"):
+        to_torchscript(net, streams, tmp_path / "f.pt", features_only=True)
+    assert not (tmp_path / "f.pt").exists()
 
 
 def _last_of_each_stage(arch: Architecture) -> list[int]:

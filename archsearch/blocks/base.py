@@ -396,6 +396,17 @@ class BlockFamily(ABC):
         :func:`archsearch.build.check_memory` bounds them with the parameters. Default 0."""
         return 0
 
+    def context(self, shape: Shape, out: int, p: Mapping[str, Any]) -> Shape | None:
+        """The shape of a second input the block reads from another stream, or None (default:
+        the block reads its own input only).
+
+        A block with a context exchanges information between the streams of a branched stage
+        (CrossViT's class-token cross-attention): it can only be one of the stage's ``fuse``
+        blocks, its module's ``forward`` takes ``(x, context)``, and its parameters fix the
+        context's shape, so that its cost depends on ``(shape, out, p)`` alone.
+        """
+        return None
+
     def layer(self, shape: Shape, out: int, p: Mapping[str, Any]) -> LayerCall:
         """The block's module as a torch-only constructor and its plain arguments.
 

@@ -3,7 +3,8 @@
 EfficientFormer's MetaPath (Li et al., NeurIPS 2022) offers, at every block position, a Meta4D
 block, a Meta3D block or the identity; slimming sets positions to identity. Written as a block
 type, the identity is a choice like any other (``types: {pool: {...}, identity: {}}``): it
-keeps the map as it is and costs nothing.
+keeps the map as it is and costs nothing. As a stem, it hands the image to the first stage
+as it is (CrossViT's branches each embed the image themselves).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 class Identity(BlockFamily):
     name = "identity"
     width_keeping = True
-    roles: ClassVar[frozenset[Role]] = frozenset({"block"})
+    roles: ClassVar[frozenset[Role]] = frozenset({"stem", "block"})
     reference = "EfficientFormer MetaPath (Li et al., NeurIPS 2022): the identity choice"
 
     def check(self, shape: Shape, out: int, p: Mapping[str, Any]) -> str | None:

@@ -45,7 +45,7 @@ from archsearch.blocks.token_mixers import HEAD_DIM, MLP_RATIO
 
 class ViTEmbed(BlockFamily):
     name = "vit_embed"
-    roles: ClassVar[frozenset[Role]] = frozenset({"stem"})
+    roles: ClassVar[frozenset[Role]] = frozenset({"stem", "block"})
     reference = "ViT (Dosovitskiy et al., ICLR 2021); DeiT (Touvron et al., ICML 2021)"
     params = (
         Param("patch", int, 16, min=1, doc="patch size = kernel = stride"),

@@ -255,14 +255,16 @@ def count(
     rows: list[dict[str, Any]] = []
     if per_block:
         rows = [{"block": p, "type": t, **c.as_dict()} for p, t, c in count_layers(arch)]
-    stats = deepmad_entropy(arch)
+    # DeepMAD's entropy is that of one chain of layers: not given for several streams
+    one_stream = not any(stage.branches for stage in arch.stages)
+    stats = deepmad_entropy(arch) if one_stream else None
     rows.append(
         {
             "block": "total",
             "type": arch.digest[:12],
             **total.as_dict(),
-            "entropy": stats.score,
-            "rho": stats.rho,
+            "entropy": stats.score if stats else None,
+            "rho": stats.rho if stats else None,
         }
     )
     emit(

@@ -129,8 +129,7 @@ class Device(ABC):
         """The input layout of every layer of a built network (stem, stage blocks, head), from
         one forward pass on this device."""
         seen: list[str] = []
-        blocks = (m for stage in network.stages for m in stage.children())
-        layers: list[nn.Module] = [network.stem, *blocks, network.head]
+        layers: list[nn.Module] = network.layer_modules()
         hooks = [
             m.register_forward_pre_hook(lambda _, args: seen.append(self.layout_of(args[0])))
             for m in layers
@@ -323,7 +322,7 @@ class ONNXRuntime(Device):
         return "nchw"
 
     def layer_layouts(self, network: Network, input_shape: tuple[int, ...]) -> list[str]:
-        return ["nchw"] * (2 + sum(len(list(stage.children())) for stage in network.stages))
+        return ["nchw"] * len(network.layer_modules())
 
     def runner(
         self, module: nn.Module, input_shape: tuple[int, ...], layout: str | None = None

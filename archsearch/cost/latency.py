@@ -196,8 +196,9 @@ class LatencyModel:
     """Predicts network latency from per-block entries and a fitted per-type correction.
 
     A network is walked stem to head: each block is looked up at its input shape and the
-    layout the previous block handed on (the network's input layout for the stem), and hands
-    on the output layout recorded when the entry was measured.
+    layout the block it reads from handed on (the previous one, or its stream's last one in a
+    network of several streams: :attr:`~archsearch.spec.Layer.source`; the network's input
+    layout for the stem), and hands on the output layout recorded when the entry was measured.
 
     Attributes:
         device_key: The identity of the device the entries were measured on.
@@ -231,14 +232,15 @@ class LatencyModel:
             MissingEntries: the first block the table lacks (the layouts after it are unknown).
         """
         out: list[Item] = []
-        layout = self.input_layout
+        layouts: list[str] = []  # each layer's output layout
         for layer in arch.layers:
+            layout = self.input_layout if layer.source < 0 else layouts[layer.source]
             key = (layer.block, layer.in_shape, layout)
             entry = self._scaled.get(key)
             if entry is None:
                 raise MissingEntries([key])
             out.append(key)
-            layout = entry[1]
+            layouts.append(entry[1])
         return out
 
     def block_sum(self, arch: Architecture) -> float:
@@ -266,15 +268,18 @@ class LatencyModel:
         Raises:
             MissingEntries: the table lacks a block (the first one missing is named).
         """
-        out, layout, table = [], self.input_layout, self._scaled
+        out: list[float] = []
+        layouts: list[str] = []  # each layer's output layout
+        table = self._scaled
         scale = self.ref_ms if ref_ms is None else ref_ms
         for layer in arch.layers:
+            layout = self.input_layout if layer.source < 0 else layouts[layer.source]
             key = (layer.block, layer.in_shape, layout)
             entry = table.get(key)
             if entry is None:
                 raise MissingEntries([key])
             out.append(entry[0] * scale)
-            layout = entry[1]
+            layouts.append(entry[1])
         return out
 
 

@@ -49,14 +49,19 @@ class _ActivationCounter(TorchDispatchMode):
         return out
 
 
-def measure(module: nn.Module, input_shape: tuple[int, ...]) -> Cost:
-    """Params, MACs and activations of ``module`` for one input of ``input_shape`` (no batch).
+def measure(
+    module: nn.Module, input_shape: tuple[int, ...], context: tuple[int, ...] | None = None
+) -> Cost:
+    """Params, MACs and activations of ``module`` for one input of ``input_shape`` (no batch),
+    and a second input of shape ``context`` for a block that reads another stream.
 
     The module is moved to the meta device (its weights are discarded) unless it is there.
     """
     params = sum(p.numel() for p in module.parameters())
     module = module.to("meta").eval()
-    x = torch.empty((1, *input_shape), device="meta")
+    inputs = [torch.empty((1, *input_shape), device="meta")]
+    if context is not None:
+        inputs.append(torch.empty((1, *context), device="meta"))
     acts = _ActivationCounter()
     with (
         torch.no_grad(),
@@ -64,7 +69,7 @@ def measure(module: nn.Module, input_shape: tuple[int, ...]) -> Cost:
         FlopCounterMode(display=False) as flops,
         acts,
     ):
-        module(x)
+        module(*inputs)
     return Cost(params, flops.get_total_flops() // 2, acts.total)
 
 

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from archsearch.errors import UserError
+from archsearch.errors import SpecError, UserError
 from archsearch.evaluators.base import Evaluator, Metric
 from archsearch.spec import Architecture
 
@@ -63,7 +63,17 @@ def stage_alphas(n_stages: int, alpha: Sequence[float] | None = None) -> tuple[f
 
 
 def deepmad_entropy(arch: Architecture, alpha: Sequence[float] | None = None) -> EntropyStats:
-    """Computes DeepMAD's multi-scale entropy and rho of ``arch`` (see the module docstring)."""
+    """Computes DeepMAD's multi-scale entropy and rho of ``arch`` (see the module docstring).
+
+    Raises:
+        SpecError: ``arch`` has branched stages: DeepMAD's entropy is that of one chain of
+            layers, and is not defined for several streams.
+    """
+    if any(stage.branches for stage in arch.stages):
+        raise SpecError(
+            f"{arch.digest[:12]}: the entropy score takes a network of one stream (DeepMAD's "
+            "chain of layers); this one has branched stages"
+        )
     log_sum = 0.0  # E: cumulative sum of 0.5 * log(fan-in)
     layers = 0  # L: cumulative number of main-path layers
     log_width = 0.0  # cumulative sum of log(fan-in)

@@ -397,7 +397,9 @@ class Zen(Proxy):
             if isinstance(m, nn.BatchNorm2d)
         ]
         model.train()
-        features: Callable[[torch.Tensor], torch.Tensor] = getattr(
+        # a network of several streams: its features are every stream's map, and Delta the
+        # L1 distance of their concatenation (the sum over streams)
+        features: Callable[[torch.Tensor], torch.Tensor | list[torch.Tensor]] = getattr(
             model, "forward_features", model
         )
         with torch.no_grad(), no_residual():
@@ -406,7 +408,10 @@ class Zen(Proxy):
             f2 = features(x2)
         for h in handles:
             h.remove()
-        delta = float((f1 - f2).abs().flatten(1).sum(1).mean())
+        one, two = (f1, f2) if isinstance(f1, list) else ([f1], [f2])
+        delta = sum(
+            float((a - b).abs().flatten(1).sum(1).mean()) for a, b in zip(one, two, strict=True)
+        )
         return _log(delta) + sum(_log(s) for s in sigmas)
 
 

@@ -401,6 +401,11 @@ class Space:
         Raises:
             NotInSpaceError: ``arch`` is not a member; the message says why.
         """
+        for i, stage in enumerate(arch.stages):
+            if stage.branches:
+                raise NotInSpaceError(
+                    f"stages[{i}] has branches; a space's stages are plain (one stream)"
+                )
         if tuple(arch.input_shape) != self.input_shape:
             raise NotInSpaceError(
                 f"input_shape {list(arch.input_shape)} differs from the space's "

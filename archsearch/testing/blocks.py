@@ -88,8 +88,12 @@ def block_example(
         hd = draw(st.integers(1, 4))
         d, m = hd * draw(st.integers(1, 4)), hd * draw(st.integers(1, 4))
         out, params["head_dim"], params["mhsa_out"] = d + m, hd, d
-    sequence = (family.name == "cvt" and params["cls"]) or (
-        family.name == "head" and params["pool"] == "cls"
+    if family.name == "cross_cls":  # attention at the context's width, split by its heads
+        params["context"] = params["heads"] * draw(st.integers(1, 4))
+    sequence = (
+        family.name == "cross_cls"
+        or (family.name == "cvt" and params["cls"])
+        or (family.name == "head" and params["pool"] == "cls")
     )
     if sequence:  # a token sequence: class token + side^2 tokens, laid out (C, T, 1)
         side = draw(st.integers(1, 6))
@@ -115,11 +119,13 @@ def check_costs(name: str) -> None:
         p = block.params
         assume(family.check(shape, out, p) is None)
         module = build_meta(family, shape, out, p)
-        measured = measure(module, shape)
+        context = family.context(shape, out, p)  # a second stream's input, if it reads one
+        measured = measure(module, shape, context)
         analytic = family.cost(shape, out, p)
         assert analytic == measured, (shape, out, dict(p))
+        inputs = [(1, *s) for s in (shape, context) if s is not None]
         with torch.no_grad(), torch.device("meta"):
-            y = module.eval()(torch.empty((1, *shape)))
+            y = module.eval()(*(torch.empty(s) for s in inputs))
         expected: tuple[int, ...] = family.out_shape(shape, out, p)
         if "head" in family.roles:  # a head returns logits: (batch, classes)
             expected = (expected[0],)

@@ -165,6 +165,16 @@ def test_count_a_spec_file() -> None:
     assert round(rows[-1]["entropy"], 1) == 48919.3
 
 
+def test_count_a_network_of_two_streams() -> None:
+    from tests.conftest import FIXTURES
+
+    code, out, _ = invoke("count", str(FIXTURES / "tiny_streams.yaml"), "-f", "json")
+    rows = json.loads(out)
+    assert code == 0 and [r["block"] for r in rows[-3:]] == ["head[0]", "head[1]", "total"]
+    assert sum(r["params"] for r in rows[:-1]) == rows[-1]["params"] == 57_644
+    assert rows[-1]["entropy"] is None  # DeepMAD's entropy is that of one chain of layers
+
+
 @pytest.mark.parametrize(
     ("stdin", "message"),
     [
@@ -177,6 +187,19 @@ def test_count_a_spec_file() -> None:
         (
             '{"stem": {"type": "stemm", "out_channels": 32}, "stages": [], "head": {}}',
             "unknown block type 'stemm'; choose one of",
+        ),
+        (  # two streams opened, then a plain stage
+            '{"stem": {"type": "conv_stem", "out_channels": 8}, "stages": [{"branches": [{"blocks'
+            '": [{"type": "convnext", "out_channels": 8}]}, {"blocks": [{"type": "convnext", "out'
+            '_channels": 8}]}]}, {"blocks": [{"type": "convnext", "out_channels": 8}]}], "head": '
+            '{"type": "head"}}',
+            "stages[1]: the network carries 2 streams here (opened by stages[0]); a plain stage "
+            "takes one",
+        ),
+        (
+            '{"stem": {"type": "conv_stem", "out_channels": 8}, "stages": [{"branches": "many"}],'
+            ' "head": {"type": "head"}}',
+            "stages[0].branches: expected a list of 2 to 16 branches, got 'many'",
         ),
     ],
 )
@@ -253,8 +276,13 @@ def test_pareto_with_zoo(done_run: tuple[str, int]) -> None:
     )
     rows = json.loads(out)
     zoo_rows = [r for r in rows if r["zoo"]]
-    # the zoo's networks under 2 GFLOPs (1 FLOP = 1 MAC), the filter applied to them too
-    under = {n for n in zoo.names() if count(zoo.get(n)).macs < 2e9}
+    # the zoo's networks of the run's input (224x224: not CrossViT's 240x240) under 2 GFLOPs
+    # (1 FLOP = 1 MAC), the filter applied to them too
+    under = {
+        n
+        for n in zoo.names()
+        if count(zoo.get(n)).macs < 2e9 and zoo.get(n).input_shape == (3, 224, 224)
+    }
     assert code == 0 and {r["zoo"] for r in zoo_rows} == under
     assert {"deit_ti", "tinyvit_5m", "mobilenetv3_large", "t2t_vit_7"} <= under
     assert all(r["entropy"] > 0 for r in zoo_rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import yaml
@@ -36,6 +38,7 @@ EXACT = {
     "hornet_t": 22_409_512,
     "casvit_s": 5_764_224,
     "t2t_vit_7": 4_255_694,
+    "crossvit_ti": 7_014_800,
 }
 PAPER_GFLOPS = {
     "convnext_t": 4.5,
@@ -58,6 +61,7 @@ PAPER_GFLOPS = {
     "hornet_t": 4.0,
     "casvit_s": 0.93,
     "t2t_vit_7": 1.1,
+    "crossvit_ti": 1.6,
 }
 
 
@@ -95,7 +99,7 @@ def test_forward_gives_1000_logits(name: str) -> None:
     torch.manual_seed(0)
     model = archsearch.build(archsearch.zoo.get(name)).eval()
     with torch.no_grad():
-        y = model(torch.randn(1, 3, 224, 224))
+        y = model(torch.randn(1, *archsearch.zoo.get(name).input_shape))
     assert y.shape == (1, 1000)
     assert bool(torch.isfinite(y).all())
 
@@ -103,7 +107,9 @@ def test_forward_gives_1000_logits(name: str) -> None:
 def test_entries_document_provenance() -> None:
     for e in entries():
         assert e.paper and e.code and e.paper_params
-        assert e.arch.input_shape == (3, 224, 224) and e.arch.num_classes == 1000
+        # Each network at its paper's resolution: 224x224, but CrossViT's 240x240.
+        side = 240 if e.name == "crossvit_ti" else 224
+        assert e.arch.input_shape == (3, side, side) and e.arch.num_classes == 1000
 
 
 def test_unknown_entry_lists_names() -> None:
@@ -138,6 +144,7 @@ WHY_NOT = {
     "hornet_t": "block type 'hornet' is not allowed here",
     "casvit_s": "block type 'casvit' is not allowed here",
     "t2t_vit_7": "3 stages, but space 'hybrid' has 4",
+    "crossvit_ti": "stages[0] has branches; a space's stages are plain (one stream)",
 }
 
 
@@ -168,8 +175,12 @@ def test_reference_points() -> None:
     from archsearch.evaluators import Entropy
 
     points = archsearch.zoo.reference_points([Entropy()])
-    assert [p["zoo"] for p in points] == names()
+    # every network at 224x224 (CrossViT-Ti reads 240x240)
+    assert [p["zoo"] for p in points] == [n for n in names() if n != "crossvit_ti"]
     assert all(p["entropy"] > 0 and p["macs"] > 0 for p in points)
+    # the entropy of several streams is not defined: NaN, not a number made up from a chain
+    (cross,) = archsearch.zoo.reference_points([Entropy()], input_shape=(3, 240, 240))
+    assert cross["zoo"] == "crossvit_ti" and math.isnan(cross["entropy"]) and cross["macs"] > 0
     assert archsearch.zoo.reference_points([], input_shape=(3, 32, 32)) == []
 
 

@@ -46,7 +46,15 @@ from archsearch.blocks.layers.hybrid import (
     NextPatchEmbed,
     NextTransformerBlock,
 )
-from archsearch.blocks.layers.network import Network, StageOutputs
+from archsearch.blocks.layers.multiscale import CrossClsFusion, Resize, WithContext
+from archsearch.blocks.layers.network import (
+    Branches,
+    MeanHeads,
+    MultiStreamNetwork,
+    Network,
+    StageOutputs,
+    Stream,
+)
 from archsearch.blocks.layers.repvgg import RepVGGBlock, reparameterize
 from archsearch.blocks.layers.resnas import PosPatchEmbed, ResidualReduction, ResNASBlock
 from archsearch.blocks.layers.swin import SwinBlock, SwinMerge
@@ -71,12 +79,14 @@ from archsearch.blocks.layers.volo import ClassAttnBlock, OutlookerBlock
 __all__ = [
     "Attention",
     "BiasedAttention",
+    "Branches",
     "CASViTBlock",
     "ClassAttnBlock",
     "ClsToken",
     "ConvAttention",
     "ConvNeXtBlock",
     "ConvNormAct",
+    "CrossClsFusion",
     "CvTBlock",
     "CvTEmbed",
     "EffV2AttnBlock",
@@ -88,9 +98,11 @@ __all__ = [
     "HorNetBlock",
     "LayerNorm2d",
     "LayerScale",
+    "MeanHeads",
     "MetaBlock3d",
     "MetaFormerBlock",
     "Mlp",
+    "MultiStreamNetwork",
     "NB201CellModule",
     "Network",
     "NextConvBlock",
@@ -106,10 +118,12 @@ __all__ = [
     "ResNASBlock",
     "Residual",
     "ResidualReduction",
+    "Resize",
     "SoftSplit",
     "SqueezeExcite",
     "StageOutputs",
     "StarReLU",
+    "Stream",
     "SwinBlock",
     "SwinMerge",
     "T2TPerformer",
@@ -117,6 +131,7 @@ __all__ = [
     "TransformerBlock",
     "UniFormerConvBlock",
     "ViTEmbed",
+    "WithContext",
     "bottleneck",
     "conv_mlp",
     "conv_norm",

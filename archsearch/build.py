@@ -116,7 +116,7 @@ def build(arch: Architecture) -> Network:
         ]
     )
     stem = next(modules)
-    if not any(stage.branches for stage in arch.stages):
+    if not arch.branched:
         stages = [
             nn.Sequential(*(next(modules) for _ in stage.all_blocks())) for stage in arch.stages
         ]

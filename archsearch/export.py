@@ -293,29 +293,15 @@ def to_source(arch: Architecture, *, features_only: bool = False) -> str:
     placed = list(zip(arch.layers, calls, names, strict=True))
     stem_layer, stem_call, stem_name = placed[0]
     body += _call("self.stem = ", stem_name, stem_call, 8, f"  # -> {_fmt(stem_layer.out_shape)}")
-    multi = any(stage.branches for stage in arch.stages)
+    multi = arch.branched
     if multi:
         if features_only:
             raise ExportError(_ONE_STREAM)
         for name in ("Stream", "Branches", "MeanHeads"):
             closure.add(f"{_LAYERS}.network", name, needed_by="a network with branched stages")
         body += _multi_stream_body(arch, placed)
-    body += [] if multi else ["        self.stages = nn.ModuleList(", "            ["]
-    k = 1
-    for i, stage in enumerate([] if multi else arch.stages):
-        n = stage.depth + (stage.downsample is not None)
-        types = "/".join(sorted({b.type for b in stage.blocks}))
-        out = _fmt(placed[k + n - 1][0].out_shape)
-        line = f"                nn.Sequential(  # stage {i + 1}: {stage.depth} x {types} -> {out}"
-        body.append(line if len(line) <= 99 else line[:96] + "...")
-        for layer, call, name in placed[k : k + n]:
-            body += _call("", name, call, 20, f",  # {layer.path}")
-        body.append("                ),")
-        k += n
-    if not multi:
-        body += ["            ]", "        )"]
-        _, head_call, head_name = placed[k]
-        body += _call("self.head = ", head_name, head_call, 8)
+    else:
+        body += _one_stream_body(arch, placed)
 
     import textwrap
 
@@ -417,6 +403,25 @@ _ONE_STREAM = (
     "features only: the stage outputs of a network with branched stages are several streams; "
     "export the whole network instead"
 )
+
+
+def _one_stream_body(arch: Architecture, placed: list[tuple[Any, LayerCall, str]]) -> list[str]:
+    """``self.stages`` (one ``nn.Sequential`` per stage) and ``self.head``."""
+    body = ["        self.stages = nn.ModuleList(", "            ["]
+    k = 1
+    for i, stage in enumerate(arch.stages):
+        n = stage.depth + (stage.downsample is not None)
+        types = "/".join(sorted({b.type for b in stage.blocks}))
+        out = _fmt(placed[k + n - 1][0].out_shape)
+        line = f"                nn.Sequential(  # stage {i + 1}: {stage.depth} x {types} -> {out}"
+        body.append(line if len(line) <= 99 else line[:96] + "...")
+        for layer, call, name in placed[k : k + n]:
+            body += _call("", name, call, 20, f",  # {layer.path}")
+        body.append("                ),")
+        k += n
+    body += ["            ]", "        )"]
+    _, head_call, head_name = placed[k]
+    return body + _call("self.head = ", head_name, head_call, 8)
 
 
 def _multi_stream_body(arch: Architecture, placed: list[tuple[Any, LayerCall, str]]) -> list[str]:

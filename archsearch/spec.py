@@ -154,10 +154,6 @@ class Stage:
     merge: str | None = None
 
     @property
-    def branched(self) -> bool:
-        return bool(self.branches)
-
-    @property
     def width(self) -> int:
         """The output width (of stream 0 where the stage leaves several streams)."""
         if not self.branches:
@@ -376,6 +372,11 @@ class Architecture:
     def layers(self) -> tuple[Layer, ...]:
         """Every block in order (stem, downsamples and blocks, head) with its shapes."""
         return self._layers
+
+    @property
+    def branched(self) -> bool:
+        """True when a stage has branches: the network carries several streams somewhere."""
+        return any(stage.branches for stage in self.stages)
 
     @property
     def depth(self) -> int:

@@ -221,7 +221,7 @@ def exports_match(archs: tuple[Architecture, ...], tmp_path: Path) -> None:
         assert r["params"] == count(arch).params, arch.summary()
         assert r["diff"] <= 1e-5, (arch.summary(), r)
         assert r["ts_diff"] <= 1e-5, (arch.summary(), r)
-        if any(stage.branches for stage in arch.stages):
+        if arch.branched:
             assert r["stages"] is None  # features_only is refused: several streams
         else:
             assert r["stages"] == len(arch.stages)
@@ -253,7 +253,7 @@ def _spec_of(text: str) -> str:
 def test_features_only_returns_every_stage(tmp_path: Path) -> None:
     from archsearch.export import load_source
 
-    arch = next(a for a in covering_networks() if not any(s.branches for s in a.stages))
+    arch = next(a for a in covering_networks() if not a.branched)
     path = tmp_path / "net.py"
     path.write_text(to_source(arch, features_only=True))
     module = load_source(path)

@@ -104,6 +104,7 @@ def test_merge_joins_the_streams() -> None:
 
 def test_linear_specs_keep_their_canonical_form() -> None:
     arch = load_space("hybrid").sample(seed=0)
+    assert not arch.branched and Architecture.from_dict(spec("tiny_merge")).branched
     for stage in arch.to_dict()["stages"]:
         assert set(stage) == {"downsample", "blocks"}  # no branches/fuse/merge keys
 

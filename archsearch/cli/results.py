@@ -256,7 +256,7 @@ def count(
     if per_block:
         rows = [{"block": p, "type": t, **c.as_dict()} for p, t, c in count_layers(arch)]
     # DeepMAD's entropy is that of one chain of layers: not given for several streams
-    one_stream = not any(stage.branches for stage in arch.stages)
+    one_stream = not arch.branched
     stats = deepmad_entropy(arch) if one_stream else None
     rows.append(
         {

@@ -69,7 +69,7 @@ def deepmad_entropy(arch: Architecture, alpha: Sequence[float] | None = None) ->
         SpecError: ``arch`` has branched stages: DeepMAD's entropy is that of one chain of
             layers, and is not defined for several streams.
     """
-    if any(stage.branches for stage in arch.stages):
+    if arch.branched:
         raise SpecError(
             f"{arch.digest[:12]}: the entropy score takes a network of one stream (DeepMAD's "
             "chain of layers); this one has branched stages"

@@ -25,6 +25,9 @@ MAX_STAGES = 64
 """Stages per space or architecture."""
 MAX_BRANCHES = 16
 """Streams a branched stage may run side by side (CrossViT: two)."""
+MAX_BLOCKS = MAX_STAGES * MAX_DEPTH
+"""Blocks of a whole architecture, every branch's included (64,000: what 64 stages of 1,000
+blocks hold)."""
 MAX_WIDTH = 65_536
 """Output channels of any block (a space's widths, a spec's ``out_channels``)."""
 MAX_INT_PARAM = 1_000_000

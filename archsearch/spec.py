@@ -265,6 +265,12 @@ class Architecture:
             )
         if not self.stages:
             raise SpecError("an architecture needs at least one stage")
+        total = sum(len(stage.all_blocks()) for stage in self.stages)
+        if total > limits.MAX_BLOCKS:
+            raise SpecError(
+                f"an architecture holds at most {limits.MAX_BLOCKS:,} blocks, every branch's "
+                f"included; this one has {total:,}"
+            )
         layers: list[Layer] = []
 
         # A stream is (shape, index of the layer that output it; -1: the network's input).

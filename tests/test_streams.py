@@ -259,3 +259,17 @@ def test_latency_tables_follow_each_stream_s_layout() -> None:
     assert model.items(arch) == keys
     assert sum(k[2] == "nhwc" for k in keys) == 2
     assert model.predict(arch, ref_ms=1.0) == pytest.approx(len(arch.layers))
+
+
+def test_the_blocks_of_every_branch_count_toward_one_bound() -> None:
+    branch = {"blocks": [{"type": "identity", "out_channels": 8, "repeat": 1000}]}
+    data = {
+        "input_shape": [3, 8, 8],
+        "stem": {"type": "conv_stem", "out_channels": 8},
+        "stages": [{"branches": [branch] * 16}] * 64,  # 1,024,000 blocks in a small file
+        "head": {"type": "head"},
+    }
+    with pytest.raises(SpecError, match="at most 64,000 blocks, every branch's included; this"):
+        Architecture.from_dict(data)
+    data["stages"] = [{"branches": [branch] * 4}] * 16  # 64,000: within the bound
+    assert Architecture.from_dict(data).depth == 64_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from archsearch.blocks import Shape
+from archsearch.blocks import Cost, Shape
 from archsearch.errors import SpecError
 from archsearch.limits import MAX_BUILD_PARAMS, MAX_FORWARD_BYTES
 from archsearch.spec import Architecture, Block
@@ -81,6 +81,9 @@ def check_block_memory(block: Block, shape: Shape, *, batch: int = 1) -> None:
         SpecError: the block is too large to build or to run.
     """
     cost = block.family.cost(shape, block.out_channels, block.params)
+    context = block.family.context(shape, block.out_channels, block.params)
+    if context is not None:  # the second stream it reads is made for it (a fuse block)
+        cost += Cost(activations=context[0] * context[1] * context[2])
     if cost.params > MAX_BUILD_PARAMS or cost.activation_bytes * batch > MAX_FORWARD_BYTES:
         raise SpecError(
             f"block {block.type} at input {list(shape)}: {cost.params:.3g} parameters and "

@@ -4,6 +4,7 @@ costs, the built module's semantics, and the commands that take one stream only.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +274,13 @@ def test_the_blocks_of_every_branch_count_toward_one_bound() -> None:
         Architecture.from_dict(data)
     data["stages"] = [{"branches": [branch] * 4}] * 16  # 64,000: within the bound
     assert Architecture.from_dict(data).depth == 64_000
+
+
+@pytest.mark.parametrize("name", ["naswot", "synflow", "grad_norm", "snip", "jacob_cov", "zen"])
+def test_the_proxies_score_several_streams(name: str) -> None:
+    from archsearch.evaluators import EVALUATORS
+
+    arch = Architecture.from_dict(spec("tiny_streams"))
+    ev = EVALUATORS.create(name, input="3x32x32", batch=4, seed=1)
+    first = ev.evaluate([arch])[0][name]
+    assert math.isfinite(first) and ev.evaluate([arch])[0][name] == first

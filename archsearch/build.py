@@ -17,13 +17,13 @@ if TYPE_CHECKING:
     from archsearch.blocks.layers import Network
 
 
-def _params(arch: Architecture) -> int:
-    """The network's exact parameter count, from its families' cost rules (what
-    ``archsearch.count`` sums, without the cost package's caches)."""
-    return sum(
-        layer.family.cost(layer.in_shape, layer.block.out_channels, layer.block.params).params
-        for layer in arch.layers
-    )
+def _cost(arch: Architecture) -> Cost:
+    """The network's exact cost from its families' rules (what ``archsearch.count`` sums,
+    without the cost package's caches)."""
+    total = Cost()
+    for layer in arch.layers:
+        total += layer.family.cost(layer.in_shape, layer.block.out_channels, layer.block.params)
+    return total
 
 
 def _buffers(arch: Architecture) -> int:
@@ -31,13 +31,6 @@ def _buffers(arch: Architecture) -> int:
     masks, fixed random features), from the families' rules."""
     return sum(
         layer.family.buffers(layer.in_shape, layer.block.out_channels, layer.block.params)
-        for layer in arch.layers
-    )
-
-
-def _activations(arch: Architecture) -> int:
-    return sum(
-        layer.family.cost(layer.in_shape, layer.block.out_channels, layer.block.params).activations
         for layer in arch.layers
     )
 
@@ -51,7 +44,8 @@ def check_memory(arch: Architecture, *, batch: int | None = None) -> None:
     Raises:
         SpecError: the bound and the network's exact count (``archsearch count`` gives it).
     """
-    params = _params(arch)
+    cost = _cost(arch)
+    params = cost.params
     if params > MAX_BUILD_PARAMS:
         raise SpecError(
             f"{arch.digest[:12]}: {params:.3g} parameters; archsearch builds networks of at most "
@@ -65,7 +59,7 @@ def check_memory(arch: Architecture, *, batch: int | None = None) -> None:
             f"most {MAX_BUILD_PARAMS:.0e} in all: use a smaller input, window or width"
         )
     if batch is not None:
-        need = 4 * _activations(arch) * batch
+        need = cost.activation_bytes * batch
         if need > MAX_FORWARD_BYTES:
             raise SpecError(
                 f"{arch.digest[:12]}: a forward pass of batch {batch} needs "

@@ -410,7 +410,7 @@ def _one_stream_body(arch: Architecture, placed: list[tuple[Any, LayerCall, str]
     body = ["        self.stages = nn.ModuleList(", "            ["]
     k = 1
     for i, stage in enumerate(arch.stages):
-        n = stage.depth + (stage.downsample is not None)
+        n = len(stage.all_blocks())
         types = "/".join(sorted({b.type for b in stage.blocks}))
         out = _fmt(placed[k + n - 1][0].out_shape)
         line = f"                nn.Sequential(  # stage {i + 1}: {stage.depth} x {types} -> {out}"
@@ -461,7 +461,8 @@ def _multi_stream_body(arch: Architecture, placed: list[tuple[Any, LayerCall, st
         body += ["                    ],", f"                    {stage.merge or 'none'!r},"]
         body.append("                ),")
     body += ["            ]", "        )", "        self.head = MeanHeads(", "            ["]
-    body += calls(len(placed) - 1 - sum(len(s.all_blocks()) for s in arch.stages), 16)
+    for layer, call, name in rest:  # one head per stream
+        body += _call("", name, call, 16, f",  # {layer.path}")
     body += ["            ]", "        )"]
     return body
 

@@ -116,6 +116,17 @@ def se_cost(channels: int, squeeze: int) -> Cost:
     )
 
 
+def class_attention_cost(c: int, tokens: int, heads: int, *, qkv_bias: bool) -> Cost:
+    """Cost of class attention at width ``c`` over ``tokens`` tokens: keys and values of every
+    token, the class token's query, its scores and weighted values, the output projection."""
+    return (
+        linear_cost(c, 2 * c, tokens, bias=qkv_bias)
+        + linear_cost(c, c, 1, bias=qkv_bias)
+        + Cost(0, 2 * tokens * c, heads * tokens + c)
+        + linear_cost(c, c, 1)
+    )
+
+
 def norm_params(channels: int, norm: str) -> int:
     """Trainable parameters of a normalisation layer ("bn", "ln", "gn" or "none")."""
     return 0 if norm == "none" else 2 * channels

@@ -24,6 +24,7 @@ from archsearch.blocks.base import (
     Shape,
     WidthKeepingFamily,
     act_params,
+    class_attention_cost,
     heads_divide,
     linear_cost,
 )
@@ -111,10 +112,7 @@ class CrossCls(WidthKeepingFamily):
         heads, bias = int(p["heads"]), bool(p["qkv_bias"])
         norms = Cost(2 * c + 2 * d + 2 * d + 2 * act_params(str(p["act"])))
         projections = linear_cost(c, d, 1) + linear_cost(d, c, 1)
-        qkv = linear_cost(d, d, 1, bias=bias) + linear_cost(d, d, n, bias=bias) * 2
-        scores = Cost(0, n * d, heads * n)  # one query per head over n keys
-        mix = Cost(0, n * d, d)  # the weighted sum of the n values
-        return norms + projections + qkv + scores + mix + linear_cost(d, d, 1)
+        return norms + projections + class_attention_cost(d, n, heads, qkv_bias=bias)
 
     def fan_ins(self, shape: Shape, out: int, p: Mapping[str, Any]) -> tuple[float, ...]:
         return ()

@@ -23,6 +23,7 @@ from archsearch.blocks.base import (
     Role,
     Shape,
     WidthKeepingFamily,
+    class_attention_cost,
     heads_divide,
     linear_cost,
     odd_kernel,
@@ -102,10 +103,7 @@ class ClassAttn(WidthKeepingFamily):
         heads, hid, bias = int(p["heads"]), int(p["hidden"]), bool(p["qkv_bias"])
         return (
             Cost(4 * c)
-            + linear_cost(c, 2 * c, t, bias=bias)  # keys and values of every token
-            + linear_cost(c, c, 1, bias=bias)  # the class token's query
-            + Cost(0, 2 * t * c, heads * t + c)  # its scores and weighted values
-            + linear_cost(c, c, 1)
+            + class_attention_cost(c, t, heads, qkv_bias=bias)
             + linear_cost(c, hid, 1)
             + linear_cost(hid, c, 1)
         )

@@ -268,19 +268,8 @@ class LatencyModel:
         Raises:
             MissingEntries: the table lacks a block (the first one missing is named).
         """
-        out: list[float] = []
-        layouts: list[str] = []  # each layer's output layout
-        table = self._scaled
         scale = self.ref_ms if ref_ms is None else ref_ms
-        for layer in arch.layers:
-            layout = self.input_layout if layer.source < 0 else layouts[layer.source]
-            key = (layer.block, layer.in_shape, layout)
-            entry = table.get(key)
-            if entry is None:
-                raise MissingEntries([key])
-            out.append(entry[0] * scale)
-            layouts.append(entry[1])
-        return out
+        return [self._scaled[key][0] * scale for key in self.items(arch)]
 
 
 @dataclass(frozen=True)

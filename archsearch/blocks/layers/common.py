@@ -226,6 +226,16 @@ class StarReLU(nn.Module):
         return self.scale * F.relu(x) ** 2 + self.bias
 
 
+def class_attention(t: Tensor, q: nn.Module, kv: nn.Module, proj: nn.Module, heads: int) -> Tensor:
+    """Class attention (CaiT): the first token of ``t`` (B, N, C) queries every token; keys and
+    values from one fused ``kv`` projection. Returns the attended class token (B, 1, C)."""
+    b, n, c = t.shape
+    k, v = kv(t).reshape(b, n, 2, heads, c // heads).permute(2, 0, 3, 1, 4)
+    query = q(t[:, :1]).reshape(b, heads, 1, c // heads) * (c // heads) ** -0.5
+    a = torch.matmul(query, k.transpose(-2, -1)).softmax(-1)
+    return proj(torch.matmul(a, v).transpose(1, 2).reshape(b, 1, c))
+
+
 def to_sequence(x: Tensor) -> Tensor:
     """(B, C, T, 1) or (B, C, H, W) -> (B, tokens, C)."""
     return x.flatten(2).transpose(1, 2)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archsearch.blocks.layers.common import make_act, skip, to_sequence
+from archsearch.blocks.layers.common import class_attention, make_act, skip, to_sequence
 
 
 class Resize(nn.Module):
@@ -28,7 +28,7 @@ class CrossClsFusion(nn.Module):
 
     The stream's class token is projected to the other stream's width (LayerNorm, activation,
     linear), attends as the only query over itself and the other stream's patch tokens
-    (LayerNorm, then q/k/v and output projections at the other width, with a residual link),
+    (LayerNorm, then class attention at the other width, with a residual link),
     and is projected back (LayerNorm, activation, linear); the stream's patch tokens pass
     unchanged. Both inputs are token sequences ``(B, C, T, 1)`` with the class token first.
     LayerNorm eps is 1e-6, as in the official code.
@@ -44,8 +44,7 @@ class CrossClsFusion(nn.Module):
         )
         self.norm = nn.LayerNorm(context, eps=1e-6)
         self.q = nn.Linear(context, context, bias=qkv_bias)
-        self.k = nn.Linear(context, context, bias=qkv_bias)
-        self.v = nn.Linear(context, context, bias=qkv_bias)
+        self.kv = nn.Linear(context, 2 * context, bias=qkv_bias)
         self.out = nn.Linear(context, context)
         self.revert = nn.Sequential(
             nn.LayerNorm(context, eps=1e-6), make_act(act), nn.Linear(context, dim)
@@ -55,14 +54,7 @@ class CrossClsFusion(nn.Module):
         tokens = to_sequence(x)  # (B, T, C)
         cls = self.proj(tokens[:, :1])  # (B, 1, D)
         seq = self.norm(torch.cat([cls, to_sequence(context)[:, 1:]], dim=1))  # (B, N, D)
-        b, n, d = seq.shape
-        h = self.heads
-        q = self.q(seq[:, :1]).reshape(b, 1, h, d // h).transpose(1, 2)
-        k = self.k(seq).reshape(b, n, h, d // h).transpose(1, 2)
-        v = self.v(seq).reshape(b, n, h, d // h).transpose(1, 2)
-        attn = (torch.matmul(q, k.transpose(-2, -1)) * (d // h) ** -0.5).softmax(-1)
-        y = self.out(torch.matmul(attn, v).transpose(1, 2).reshape(b, 1, d))
-        cls = self.revert(skip(cls) + y)
+        cls = self.revert(skip(cls) + class_attention(seq, self.q, self.kv, self.out, self.heads))
         return torch.cat([cls, tokens[:, 1:]], dim=1).transpose(1, 2).unsqueeze(-1)
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archsearch.blocks.layers.common import Mlp, skip
+from archsearch.blocks.layers.common import Mlp, class_attention, skip
 
 
 def fold(y: Tensor, size: tuple[int, int], kernel: int, stride: int) -> Tensor:
@@ -79,17 +79,9 @@ class ClassAttnBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, hidden)
 
-    def attention(self, t: Tensor) -> Tensor:
-        b, n, c = t.shape
-        h = self.heads
-        k, v = self.kv(t).reshape(b, n, 2, h, c // h).permute(2, 0, 3, 1, 4)
-        q = self.q(t[:, :1]).reshape(b, h, 1, c // h) * (c // h) ** -0.5
-        a = torch.matmul(q, k.transpose(-2, -1)).softmax(-1)
-        return self.proj(torch.matmul(a, v).transpose(1, 2).reshape(b, 1, c))
-
     def forward(self, x: Tensor) -> Tensor:
         t = x.squeeze(-1).transpose(1, 2)
         cls = t[:, :1]
-        cls = skip(cls) + self.attention(self.norm1(t))
+        cls = skip(cls) + class_attention(self.norm1(t), self.q, self.kv, self.proj, self.heads)
         cls = skip(cls) + self.mlp(self.norm2(cls), (1, 1))
         return torch.cat([cls, t[:, 1:]], dim=1).transpose(1, 2).unsqueeze(-1)
